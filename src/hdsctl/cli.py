@@ -1,0 +1,122 @@
+"""The `hdsctl` command line. Imports stay inside the commands so `--help` starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except HdsctlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hdsctl",
+        description="Config-as-code for Azure Health Data Services imaging platforms. "
+        "Each environment is a stack file in stacks/.",
+    )
+    parser.add_argument("--stacks-dir", type=Path, default=Path("stacks"),
+                        help="folder of Pulumi.<env>.yaml stack files (default: stacks)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check stack files against the spec")
+    _stack_choice(validate)
+    validate.set_defaults(handler=_validate)
+
+    preview = commands.add_parser(
+        "preview", help="offline preview: every resource `pulumi up` would register")
+    _stack_choice(preview)
+    preview.add_argument("--json", metavar="PATH", dest="json_path",
+                         help="write the whole plan as JSON to PATH ('-' for stdout)")
+    preview.add_argument("--program", type=Path, default=Path("infra") / "__main__.py",
+                         help="the Pulumi program to run (default: infra/__main__.py)")
+    preview.set_defaults(handler=_preview)
+    return parser
+
+
+def _stack_choice(command: argparse.ArgumentParser) -> None:
+    group = command.add_mutually_exclusive_group(required=True)
+    group.add_argument("--stack", help="environment name, e.g. dev (reads stacks/Pulumi.dev.yaml)")
+    group.add_argument("--all", action="store_true", help="every stack in the stacks folder")
+
+
+def _selected_stack_files(args) -> list[Path]:
+    from hdsctl.errors import SpecError, SpecProblem
+    from hdsctl.spec.load import list_stacks, stack_file_path
+
+    if args.all:
+        names = list_stacks(args.stacks_dir)
+        if not names:
+            raise SpecError(str(args.stacks_dir), [SpecProblem("", "no Pulumi.<env>.yaml files")])
+    else:
+        names = [args.stack]
+    return [stack_file_path(name, args.stacks_dir) for name in names]
+
+
+def _validate(args) -> int:
+    from hdsctl.errors import SpecError
+    from hdsctl.spec.load import load_environment
+
+    failed = 0
+    for path in _selected_stack_files(args):
+        try:
+            env = load_environment(path)
+        except SpecError as err:
+            print(str(err), file=sys.stderr)
+            failed += 1
+            continue
+        spec = env.spec
+        print(f"ok  {path}: {spec.tier} environment '{env.name}', workspace {env.workspace_name}, "
+              f"{len(spec.dicom_services)} DICOM, {len(spec.fhir_services)} FHIR, "
+              f"{len(spec.role_assignments)} role assignments")
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _preview(args) -> int:
+    from hdsctl.errors import SpecError
+    from hdsctl.preview import run_preview
+    from hdsctl.render import render_plan
+
+    plans, failed = [], 0
+    for path in _selected_stack_files(args):
+        try:
+            plan = run_preview(path, args.program)
+        except SpecError as err:
+            print(str(err), file=sys.stderr)
+            failed += 1
+            continue
+        plans.append(plan)
+        if args.json_path != "-":
+            print(render_plan(plan))
+            print()
+    if args.json_path:
+        document = [p.to_json() for p in plans] if args.all else (
+            plans[0].to_json() if plans else None)
+        text = json.dumps(document, indent=2, sort_keys=False)
+        if args.json_path == "-":
+            print(text)
+        else:
+            Path(args.json_path).write_text(text + "\n", encoding="utf-8")
+            print(f"wrote the plan as JSON to {args.json_path}")
+    return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pulumi components that build one environment from its spec."""

@@ -1,0 +1,74 @@
+"""A DICOM service with its diagnostics and role assignments."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import healthcareapis
+
+from hdsctl.components.shared import (
+    Binding,
+    assign_roles,
+    cors_args,
+    diagnostic_setting,
+    encryption_args,
+    identity_args,
+)
+from hdsctl.spec.model import Diagnostics, DicomService
+
+DICOM_LOG_CATEGORIES = ("AuditLogs", "DiagnosticLogs")
+
+# Creating a data service can take long; Terraform raised its timeouts to 90 minutes.
+SERVICE_TIMEOUTS = pulumi.CustomTimeouts(create="90m", update="90m", delete="90m")
+
+
+class DicomServiceComponent(pulumi.ComponentResource):
+    def __init__(
+        self,
+        spec: DicomService,
+        *,
+        workspace: pulumi.Input[str],
+        resource_group_name: pulumi.Input[str],
+        location: str,
+        tags: dict[str, str],
+        data_url: str,
+        protect: bool,
+        diagnostics: Diagnostics | None,
+        bindings: list[Binding],
+        subscription_id: pulumi.Output[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
+        storage = spec.storage
+        self.service = healthcareapis.DicomService(
+            spec.name,
+            dicom_service_name=spec.name,
+            workspace_name=workspace,
+            resource_group_name=resource_group_name,
+            location=location,
+            tags=tags,
+            cors_configuration=cors_args(spec.cors),
+            identity=identity_args(spec.identity),
+            encryption=encryption_args(spec.customer_managed_key),
+            storage_configuration={
+                "storage_resource_id": storage.storage_account_id,
+                "file_system_name": storage.file_system_name,
+            } if storage else None,
+            enable_data_partitions=spec.data_partitions or None,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=protect,
+                custom_timeouts=SERVICE_TIMEOUTS,
+                # Both are fixed at creation: a change would mean a new, empty service.
+                replace_on_changes=["enableDataPartitions", "storageConfiguration"],
+                delete_before_replace=True,
+            ),
+        )
+        self.id = self.service.id
+        self.url = pulumi.Output.from_input(data_url)
+        self.principal_id = self.service.identity.apply(
+            lambda identity: identity.principal_id if identity else None
+        )
+        if diagnostics is not None:
+            diagnostic_setting(self, spec.name, self.id, DICOM_LOG_CATEGORIES, diagnostics)
+        self.role_assignments = assign_roles(self, spec.name, self.id, bindings, subscription_id)
+        self.register_outputs({"id": self.id, "url": self.url, "principalId": self.principal_id})

@@ -1,0 +1,137 @@
+"""One imaging environment: resource group, workspace, services, access, networking, logs."""
+
+from __future__ import annotations
+
+import pulumi
+
+from hdsctl import roles
+from hdsctl.components.dicom import DicomServiceComponent
+from hdsctl.components.fhir import FhirServiceComponent
+from hdsctl.components.private_link import WorkspacePrivateLink
+from hdsctl.components.public_access import DICOM, FHIR, WORKSPACE, PublicNetworkAccess
+from hdsctl.components.shared import Binding, client_config
+from hdsctl.components.workspace import HealthWorkspace
+from hdsctl.spec.load import Environment
+from hdsctl.spec.references import WORKSPACE_SCOPE
+
+
+def bindings_by_scope(env: Environment) -> dict[str, list[Binding]]:
+    """Role assignments of the spec, grouped by scope, with aliases resolved."""
+    grouped: dict[str, list[Binding]] = {}
+    for assignment in env.spec.role_assignments:
+        role = roles.role_by_name(assignment.role)
+        grouped.setdefault(assignment.scope, []).append(Binding(
+            role, assignment.principal, env.spec.principals[assignment.principal],
+            assignment.description,
+        ))
+    return grouped
+
+
+class ImagingEnvironment(pulumi.ComponentResource):
+    def __init__(self, env: Environment, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hdsctl:index:ImagingEnvironment", env.name, None, opts)
+        spec = env.spec
+        tags = env.resource_tags
+        client = client_config()
+        tenant_id = spec.tenant_id or client.tenant_id
+        bindings = bindings_by_scope(env)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.resource_group_name = pulumi.Output.from_input(env.resource_group_name)
+        if spec.resource_group.create:
+            from pulumi_azure_native import resources
+
+            group = resources.ResourceGroup(
+                env.resource_group_name,
+                resource_group_name=env.resource_group_name,
+                location=spec.location,
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, protect=env.spec.protected),
+            )
+            self.resource_group_name = group.name
+
+        self.workspace = HealthWorkspace(
+            env.workspace_name,
+            resource_group_name=self.resource_group_name,
+            location=spec.location,
+            tags=tags,
+            locked=spec.locked,
+            bindings=bindings.get(WORKSPACE_SCOPE, []),
+            subscription_id=client.subscription_id,
+            opts=child,
+        )
+        common = {
+            "workspace": self.workspace.name,
+            "resource_group_name": self.resource_group_name,
+            "location": spec.location,
+            "tags": tags,
+            "protect": spec.protected,
+            "diagnostics": spec.diagnostics,
+            "subscription_id": client.subscription_id,
+            "opts": child,
+        }
+        self.dicom = {
+            service.name: DicomServiceComponent(
+                service, data_url=env.dicom_url(service.name),
+                bindings=bindings.get(service.name, []), **common,
+            )
+            for service in spec.dicom_services
+        }
+        self.fhir = {
+            service.name: FhirServiceComponent(
+                service, url=env.fhir_url(service.name), tenant_id=tenant_id,
+                bindings=bindings.get(service.name, []), **common,
+            )
+            for service in spec.fhir_services
+        }
+        self.private_link = None
+        if spec.private_networking is not None:
+            self.private_link = WorkspacePrivateLink(
+                env.workspace_name,
+                spec.private_networking,
+                workspace_id=self.workspace.id,
+                resource_group_name=self.resource_group_name,
+                location=spec.location,
+                tags=tags,
+                opts=child,
+            )
+        self._set_public_access(env, client.subscription_id)
+        self.outputs = self._outputs()
+        self.register_outputs(self.outputs)
+
+    def _set_public_access(self, env: Environment, subscription_id) -> None:
+        """After every service and the private endpoint exist, set the wanted access on each."""
+        after: list[pulumi.Resource] = [self.workspace, *self.dicom.values(), *self.fhir.values()]
+        if self.private_link is not None:
+            after += [self.private_link.endpoint, self.private_link.zone_group]
+        targets = [(WORKSPACE, None, env.spec.workspace.public_network_access)]
+        targets += [(DICOM, s.name, s.public_network_access) for s in env.spec.dicom_services]
+        targets += [(FHIR, s.name, s.public_network_access) for s in env.spec.fhir_services]
+        for kind, service_name, access in targets:
+            PublicNetworkAccess(
+                f"{service_name or env.workspace_name}-public-network-access",
+                kind=kind,
+                subscription_id=subscription_id,
+                resource_group_name=self.resource_group_name,
+                workspace_name=self.workspace.name,
+                service_name=service_name,
+                public_network_access=access,
+                arm_endpoint=env.spec.arm_endpoint,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            )
+
+    def _outputs(self) -> dict[str, pulumi.Input]:
+        return {
+            "resourceGroupName": self.resource_group_name,
+            "workspaceName": self.workspace.name,
+            "workspaceId": self.workspace.id,
+            "dicomServices": {
+                name: {"id": c.id, "url": c.url, "principalId": c.principal_id}
+                for name, c in self.dicom.items()
+            },
+            "fhirServices": {
+                name: {"id": c.id, "url": c.url, "principalId": c.principal_id}
+                for name, c in self.fhir.items()
+            },
+            "privateEndpointId": self.private_link.endpoint.id if self.private_link else None,
+        }

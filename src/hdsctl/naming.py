@@ -1,0 +1,60 @@
+"""Naming rules, data-plane URLs and deterministic identifiers, owned in one place."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+WORKSPACE_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,22}[a-z0-9]$")
+PREFIX = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
+LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
+
+PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+
+# A fixed namespace so the same (scope, principal, role) gives the same name on every run,
+# on every machine: re-running `pulumi up` never creates a second assignment.
+_ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("7d0a9a53-4b59-4c4d-9a8e-2f1d3f6a1c55")
+
+
+def default_workspace_name(prefix: str, environment: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", f"{prefix}{environment}".lower())[:24]
+
+
+def default_resource_group_name(prefix: str, environment: str) -> str:
+    return f"rg-{prefix}-{environment}-imaging"
+
+
+def dicom_url(workspace: str, service: str) -> str:
+    return f"https://{workspace}-{service}.dicom.azurehealthcareapis.com"
+
+
+def fhir_url(workspace: str, service: str) -> str:
+    return f"https://{workspace}-{service}.fhir.azurehealthcareapis.com"
+
+
+def entra_authority(tenant_id: str) -> str:
+    return f"https://login.microsoftonline.com/{tenant_id}"
+
+
+def role_assignment_name(scope_id: str, principal_id: str, role_guid: str) -> str:
+    """A GUID derived from what the assignment grants, to whom and where.
+
+    ARM ids are case-insensitive, so the scope is folded to lower case first.
+    """
+    key = f"{scope_id.lower()}|{principal_id.lower()}|{role_guid.lower()}"
+    return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, key))
+
+
+def parent_vnet_id(subnet_id: str) -> str:
+    """`.../virtualNetworks/vnet/subnets/snet` → `.../virtualNetworks/vnet`."""
+    head, sep, _ = subnet_id.rpartition("/subnets/")
+    if not sep:
+        raise ValueError(f"not a subnet id: {subnet_id}")
+    return head
+
+
+def arm_name(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,145 @@
+"""Rules that span more than one field: names, references between parts, limits."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hdsctl import roles
+from hdsctl.dicomtags import MAX_EXTENDED_QUERY_TAGS
+from hdsctl.errors import SpecProblem
+from hdsctl.spec.model import EnvironmentSpec
+from hdsctl.spec.private_dns import expected_zone_names
+
+WORKSPACE_SCOPE = "workspace"
+
+
+def check_references(spec: EnvironmentSpec) -> list[SpecProblem]:
+    problems: list[SpecProblem] = []
+    problems += _service_names(spec)
+    problems += _extended_query_tags(spec)
+    problems += _principals(spec)
+    problems += _role_assignments(spec)
+    problems += _dns_zones(spec)
+    return problems
+
+
+def _service_names(spec: EnvironmentSpec) -> list[SpecProblem]:
+    problems = []
+    seen: dict[str, str] = {}
+    for kind, services in (("dicomServices", spec.dicom_services),
+                           ("fhirServices", spec.fhir_services)):
+        for index, service in enumerate(services):
+            where = f"hdsctl:{kind}[{index}].name"
+            if service.name == WORKSPACE_SCOPE:
+                problems.append(SpecProblem(where, "'workspace' is reserved for the workspace scope"))
+            elif service.name in seen:
+                problems.append(SpecProblem(
+                    where,
+                    f"duplicate service name {service.name!r} (already used at {seen[service.name]}); "
+                    "DICOM and FHIR services of one workspace need distinct names",
+                ))
+            else:
+                seen[service.name] = where
+    return problems
+
+
+def _extended_query_tags(spec: EnvironmentSpec) -> list[SpecProblem]:
+    problems = []
+    for index, service in enumerate(spec.dicom_services):
+        where = f"hdsctl:dicomServices[{index}].extendedQueryTags"
+        tags = service.extended_query_tags
+        if len(tags) > MAX_EXTENDED_QUERY_TAGS:
+            problems.append(SpecProblem(
+                where, f"{len(tags)} tags declared; a DICOM service holds at most "
+                f"{MAX_EXTENDED_QUERY_TAGS}"))
+        first_at: dict[str, int] = {}
+        for tag_index, tag in enumerate(tags):
+            path = tag.definition().path
+            if path in first_at:
+                problems.append(SpecProblem(
+                    f"{where}[{tag_index}].path",
+                    f"tag {path} is declared twice (also at [{first_at[path]}]); "
+                    "a path can be an extended query tag only once",
+                ))
+            else:
+                first_at[path] = tag_index
+    return problems
+
+
+def _principals(spec: EnvironmentSpec) -> list[SpecProblem]:
+    problems = []
+    types_by_id: dict[str, tuple[str, str]] = {}
+    for alias, principal in spec.principals.items():
+        object_id = principal.object_id.lower()
+        if object_id in types_by_id and types_by_id[object_id][1] != principal.type:
+            other_alias, other_type = types_by_id[object_id]
+            problems.append(SpecProblem(
+                f"hdsctl:principals.{alias}.type",
+                f"object id {principal.object_id} is declared as {principal.type} here and as "
+                f"{other_type} for alias {other_alias!r}",
+            ))
+        types_by_id.setdefault(object_id, (alias, principal.type))
+    return problems
+
+
+def scope_kinds(spec: EnvironmentSpec) -> dict[str, str]:
+    """Scope name → kind (workspace, dicom, fhir) for every scope of the environment."""
+    kinds = {WORKSPACE_SCOPE: roles.WORKSPACE}
+    kinds.update({service.name: roles.DICOM for service in spec.dicom_services})
+    kinds.update({service.name: roles.FHIR for service in spec.fhir_services})
+    return kinds
+
+
+def _role_assignments(spec: EnvironmentSpec) -> list[SpecProblem]:
+    problems = []
+    kinds = scope_kinds(spec)
+    seen = Counter()
+    for index, assignment in enumerate(spec.role_assignments):
+        where = f"hdsctl:roleAssignments[{index}]"
+        role = roles.role_by_name(assignment.role)
+        if role is None or not role.declarable:
+            problems.append(SpecProblem(
+                f"{where}.role",
+                f"unknown role {assignment.role!r}; allowed: {', '.join(roles.DECLARABLE_ROLE_NAMES)}",
+            ))
+        if assignment.principal not in spec.principals:
+            declared = ", ".join(sorted(spec.principals)) or "none declared"
+            problems.append(SpecProblem(
+                f"{where}.principal",
+                f"principal alias {assignment.principal!r} is not declared under hdsctl:principals "
+                f"(declared: {declared})",
+            ))
+        kind = kinds.get(assignment.scope)
+        if kind is None:
+            problems.append(SpecProblem(
+                f"{where}.scope",
+                f"scope {assignment.scope!r} is neither 'workspace' nor a service of this "
+                f"environment (services: {', '.join(sorted(set(kinds) - {WORKSPACE_SCOPE})) or 'none'})",
+            ))
+        elif role is not None and kind not in role.scopes:
+            problems.append(SpecProblem(
+                f"{where}.scope",
+                f"role {role.name!r} does not apply to the {kind.upper()} service "
+                f"{assignment.scope!r}",
+            ))
+        key = (assignment.role.lower(), assignment.principal, assignment.scope)
+        seen[key] += 1
+        if seen[key] == 2:
+            problems.append(SpecProblem(where, "the same role, principal and scope are assigned twice"))
+    return problems
+
+
+def _dns_zones(spec: EnvironmentSpec) -> list[SpecProblem]:
+    networking = spec.private_networking
+    if networking is None or networking.dns_zones.mode != "existing":
+        return []
+    zones = networking.dns_zones
+    expected = set(expected_zone_names(zones.legacy_single_zone))
+    given = {zone_id.rstrip("/").rsplit("/", 1)[-1].lower() for zone_id in zones.zone_ids}
+    if given != expected:
+        return [SpecProblem(
+            "hdsctl:privateNetworking.dnsZones.zoneIds",
+            f"the zones must be exactly {', '.join(sorted(expected))} "
+            f"(given: {', '.join(sorted(given))})",
+        )]
+    return []
