@@ -55,7 +55,7 @@ def _operations(client, kind: str):
 def _target_args(props: dict[str, Any]) -> list[str]:
     args = [props["resource_group_name"], props["workspace_name"]]
     if props["kind"] != WORKSPACE:
-        args.insert(1, props["service_name"])
+        args.append(props["service_name"])
     return args
 
 
@@ -87,17 +87,18 @@ def _writable_copy(kind: str, current, wanted: str):
     """A new model holding only what a PUT may carry, so nothing read-only goes back."""
     from azure.mgmt.healthcareapis import models
 
-    identity = None
-    if current.identity is not None:
-        identity = models.ServiceManagedIdentityIdentity(
-            type=current.identity.type,
-            user_assigned_identities={key: {} for key in current.identity.user_assigned_identities or {}}
-            or None,
-        )
     common = {"location": current.location, "tags": current.tags, "etag": current.etag}
     if kind == WORKSPACE:
         return models.Workspace(
             **common, properties=models.WorkspaceProperties(public_network_access=wanted)
+        )
+    identity = None
+    if current.identity is not None:
+        user_assigned = current.identity.user_assigned_identities or {}
+        identity = models.ServiceManagedIdentityIdentity(
+            type=current.identity.type,
+            user_assigned_identities={key: models.UserAssignedIdentity() for key in user_assigned}
+            or None,
         )
     if kind == DICOM:
         return models.DicomService(

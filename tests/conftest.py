@@ -1,0 +1,55 @@
+"""Shared helpers: stack files written from Python data, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+STACKS = REPO / "stacks"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROGRAM = REPO / "infra" / "__main__.py"
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture
+def write_stack(tmp_path):
+    """Write `{'config': {...}}` as stacks/Pulumi.<name>.yaml under tmp_path; return its path."""
+
+    def write(name: str, document: dict) -> Path:
+        folder = tmp_path / "stacks"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"Pulumi.{name}.yaml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def max_document() -> dict:
+    return copy.deepcopy(load_yaml(FIXTURES / "Pulumi.max.yaml"))
+
+
+@pytest.fixture
+def dev_document() -> dict:
+    return copy.deepcopy(load_yaml(STACKS / "Pulumi.dev.yaml"))
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `hdsctl ARGS` in-process; return (exit code, stdout, stderr)."""
+    from hdsctl.cli import main
+
+    def run(*args: str):
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -1,0 +1,1 @@
+"""Local stand-ins for remote APIs, served over real HTTP(S) on loopback."""
