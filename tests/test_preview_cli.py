@@ -34,6 +34,7 @@ def test_table_says_it_is_offline_and_shows_the_tree(run_cli):
     assert "groupIds" not in out  # key inputs only, not raw dumps
     assert "public_network_access: Disabled" in out
     assert "Stack outputs:" in out
+    assert "  dicomServices.radiology.url: https://stmaryprodhds-radiology.dicom.azurehealthcareapis.com" in out
 
 
 def test_json_file_holds_the_whole_plan(run_cli, tmp_path):

@@ -52,8 +52,17 @@ def render_plan(plan: Plan) -> str:
                          "private endpoint, zone group)")
     if plan.outputs:
         lines += ["", "Stack outputs:"]
-        lines += [f"  {key}: {_short(value, 200)}" for key, value in plan.outputs.items()]
+        lines += [f"  {key}: {_short(value, 200)}" for key, value in _flatten(plan.outputs)]
     return "\n".join(lines)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        pairs = []
+        for key, inner in value.items():
+            pairs += _flatten(inner, f"{prefix}.{key}" if prefix else key)
+        return pairs
+    return [(prefix, value)]
 
 
 def _short_type(type_: str) -> str:
