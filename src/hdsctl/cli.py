@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--program", type=Path, default=Path("infra") / "__main__.py",
                          help="the Pulumi program to run (default: infra/__main__.py)")
     preview.set_defaults(handler=_preview)
+
+    from hdsctl.tags import commands as tag_commands
+
+    tag_commands.add_arguments(commands)
+    tag_commands.add_emulator_arguments(commands)
     return parser
 
 

@@ -52,6 +52,13 @@ class TagDefinition:
     vr: str
     level: str
     private_creator: str | None = None
+    # Whether queries on the tag should be enabled (the service's queryStatus).
+    query_enabled: bool = True
+
+    def same_index(self, other: TagDefinition) -> bool:
+        """True when both index the same attribute in the same way (a change means reindex)."""
+        return (self.vr, self.level, self.private_creator) == (
+            other.vr, other.level, other.private_creator)
 
     @property
     def keyword(self) -> str | None:
@@ -92,7 +99,7 @@ def _keyword_hint(text: str) -> str:
 
 
 def check_tag(path: str, level: str, vr: str | None = None,
-              private_creator: str | None = None) -> TagDefinition:
+              private_creator: str | None = None, query_enabled: bool = True) -> TagDefinition:
     """Validate one declared tag and return it normalized as the service stores it."""
     from pydicom.datadict import dictionary_has_tag, dictionary_VR
 
@@ -139,7 +146,7 @@ def check_tag(path: str, level: str, vr: str | None = None,
             )
     if chosen_vr not in SUPPORTED_VRS:
         raise TagRuleError(f"VR {chosen_vr} cannot be indexed; supported: {_vr_list()}")
-    return TagDefinition(hex_path, chosen_vr, matched_level, private_creator or None)
+    return TagDefinition(hex_path, chosen_vr, matched_level, private_creator or None, query_enabled)
 
 
 def _vr_list() -> str:

@@ -123,6 +123,7 @@ class ExtendedQueryTag(Model):
     level: str
     vr: str | None = None
     private_creator: str | None = None
+    query_enabled: bool = True
 
     @model_validator(mode="after")
     def _valid_for_the_service(self):
@@ -134,7 +135,7 @@ class ExtendedQueryTag(Model):
 
     def definition(self) -> TagDefinition:
         """The tag as the service will store and report it."""
-        return check_tag(self.path, self.level, self.vr, self.private_creator)
+        return check_tag(self.path, self.level, self.vr, self.private_creator, self.query_enabled)
 
 
 class DicomStorage(Model):

@@ -1,0 +1,1 @@
+"""The DICOM service data plane: extended query tags and operations."""

@@ -1,0 +1,261 @@
+"""Client for one DICOM service's extended-query-tag and operation endpoints.
+
+Built on azure-core's pipeline: retries with exponential backoff and jitter, bearer-token
+auth from azure-identity, and HTTP logging that redacts the Authorization header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core import PipelineClient
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.pipeline.policies import (
+    BearerTokenCredentialPolicy,
+    HeadersPolicy,
+    HttpLoggingPolicy,
+    RetryPolicy,
+    SansIOHTTPPolicy,
+    UserAgentPolicy,
+)
+from azure.core.rest import HttpRequest, HttpResponse
+
+from hdsctl import __version__
+from hdsctl.dicom import errors
+from hdsctl.dicom.models import ObservedTag, OperationState, TagError, operation_id_from_url
+from hdsctl.dicomtags import TagDefinition
+from hdsctl.errors import HdsctlError
+
+DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
+API_VERSIONS = ("v1", "v2")
+PAGE_LIMIT = 200
+
+
+class ServiceUnreachable(HdsctlError):
+    pass
+
+
+class _JitteredRetry(RetryPolicy):
+    """azure-core's retry, plus jitter, and POST/PATCH retried too.
+
+    Every write this client sends is safe to repeat: the reconciler re-reads and re-plans
+    on the 409s a repeated POST can meet, so a 429 or a reset connection is retried as well.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._method_whitelist = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST", "PATCH"})
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        return super().get_backoff_time(settings) * random.uniform(0.5, 1.0)
+
+
+class RequestCounter(SansIOHTTPPolicy):
+    """Counts every request put on the wire (retries included), by method."""
+
+    def __init__(self) -> None:
+        self.by_method: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def on_request(self, request) -> None:
+        with self._lock:
+            self.by_method[request.http_request.method.upper()] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_method.values())
+
+    @property
+    def writes(self) -> int:
+        return sum(n for method, n in self.by_method.items() if method in {"POST", "PATCH", "PUT", "DELETE"})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def split_service_url(url: str) -> tuple[str, str]:
+    """`https://x/v1` → (`https://x`, `v1`); a URL without a version gets v2."""
+    base = url.rstrip("/")
+    head, _, last = base.rpartition("/")
+    if last.lower() in API_VERSIONS and head.count("/") >= 2:
+        return head, last.lower()
+    return base, "v2"
+
+
+class DicomClient:
+    def __init__(
+        self,
+        service_url: str,
+        *,
+        credential: TokenCredential | None = None,
+        api_version: str | None = None,
+        retry_total: int = 6,
+        retry_backoff_factor: float = 0.5,
+        retry_backoff_max: float = 20,
+        retry_timeout: float = 300,
+    ):
+        base, version = split_service_url(service_url)
+        self.api_version = (api_version or version).lower()
+        if self.api_version not in API_VERSIONS:
+            raise errors.InsecureUrl(f"API version {api_version!r} is not one of {', '.join(API_VERSIONS)}")
+        parts = urlsplit(base)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise errors.InsecureUrl(f"{service_url!r} is not an http(s) URL of a DICOM service")
+        self.sends_token = parts.scheme == "https"
+        if not self.sends_token and not is_loopback(parts.hostname):
+            raise errors.InsecureUrl(
+                f"refusing plain http to {parts.hostname}: a token would travel unencrypted. "
+                "Use https, or http only for a local emulator on 127.0.0.1/localhost"
+            )
+        self.base_url = base
+        self.counter = RequestCounter()
+        policies: list[Any] = [
+            HeadersPolicy({"Accept": "application/json"}),
+            UserAgentPolicy(f"hdsctl/{__version__}"),
+            _JitteredRetry(
+                retry_total=retry_total, retry_backoff_factor=retry_backoff_factor,
+                retry_backoff_max=retry_backoff_max, timeout=retry_timeout,
+            ),
+            self.counter,
+        ]
+        if self.sends_token:
+            if credential is None:
+                from hdsctl.credentials import azure_credential
+
+                credential = azure_credential()
+            policies.append(BearerTokenCredentialPolicy(credential, DICOM_SCOPE))
+        policies.append(HttpLoggingPolicy())
+        self._client = PipelineClient(base_url=base, policies=policies)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> DicomClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- extended query tags -------------------------------------------------------------
+
+    def list_tags(self) -> list[ObservedTag]:
+        return [ObservedTag.from_wire(item) for item in self._pages("/extendedquerytags")]
+
+    def get_tag(self, path: str) -> ObservedTag:
+        return ObservedTag.from_wire(self._send("GET", f"/extendedquerytags/{path}").json())
+
+    def add_tags(self, tags: Iterable[TagDefinition]) -> str:
+        """POST every tag in one request (one reindex); returns the operation id."""
+        body = [_add_entry(tag) for tag in tags]
+        response = self._send("POST", "/extendedquerytags", json_body=body, ok=(202,))
+        reference = {k.lower(): v for k, v in (response.json() or {}).items()}
+        if "operation" in reference:  # the shape Microsoft's OpenAPI document declares
+            reference = {k.lower(): v for k, v in reference["operation"].items()}
+        operation = reference.get("id") or operation_id_from_url(
+            reference.get("href") or response.headers.get("Location"))
+        if not operation:
+            raise errors.DicomApiError(202, "no operation id in the answer", method="POST",
+                                       url=self._url("/extendedquerytags"))
+        return str(operation).replace("-", "")
+
+    def set_query_enabled(self, path: str, enabled: bool) -> ObservedTag:
+        body = {"queryStatus": "Enabled" if enabled else "Disabled"}
+        response = self._send("PATCH", f"/extendedquerytags/{path}", json_body=body)
+        return ObservedTag.from_wire(response.json())
+
+    def delete_tag(self, path: str) -> bool:
+        """Delete a tag; False when it was already gone."""
+        try:
+            self._send("DELETE", f"/extendedquerytags/{path}", ok=(204, 200))
+        except errors.NotFound:
+            return False
+        return True
+
+    def list_errors(self, path: str, *, limit: int | None = None) -> list[TagError]:
+        found = []
+        page_limit = min(limit or PAGE_LIMIT, PAGE_LIMIT)
+        for item in self._pages(f"/extendedquerytags/{path}/errors", page_limit=page_limit):
+            found.append(TagError.from_wire(item))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    # -- operations ----------------------------------------------------------------------
+
+    def get_operation(self, operation_id: str) -> OperationState:
+        response = self._send("GET", f"/operations/{operation_id}", ok=(200, 202))
+        state = OperationState.from_wire(response.json())
+        return state if state.id else OperationState(operation_id, state.type, state.status,
+                                                     state.percent_complete)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{self.api_version}{path}"
+
+    def _pages(self, path: str, page_limit: int = PAGE_LIMIT) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self._send("GET", path, params={"limit": page_limit, "offset": offset}).json() or []
+            yield from page
+            if len(page) < page_limit:
+                return
+            offset += len(page)
+
+    def _send(self, method: str, path: str, *, params=None, json_body=None, ok=(200,)) -> HttpResponse:
+        url = self._url(path)
+        request = HttpRequest(method, url, params=params, json=json_body)
+        try:
+            response = self._client.send_request(request)
+        except (ServiceRequestError, ServiceResponseError) as err:
+            raise ServiceUnreachable(f"{method} {url} failed after retries: {err}") from None
+        if response.status_code in ok:
+            return response
+        raise _error_for(response, method, url)
+
+
+def _add_entry(tag: TagDefinition) -> dict[str, str]:
+    entry = {"path": tag.path, "vr": tag.vr, "level": tag.level}
+    if tag.private_creator:
+        entry["privateCreator"] = tag.private_creator
+    return entry
+
+
+def _error_for(response: HttpResponse, method: str, url: str) -> errors.DicomApiError:
+    status = response.status_code
+    message = (response.text() or "").strip()[:500]
+    context = {"method": method, "url": url}
+    if status == 400:
+        return errors.BadRequest(status, message, **context)
+    if status in (401, 403):
+        return errors.AccessDenied(
+            status, message, **context,
+            hint="the caller needs DICOM Data Owner on the service to change tags (DICOM Data "
+                 "Reader to read them); new role assignments can take minutes to apply",
+        )
+    if status == 404:
+        return errors.NotFound(status, message, **context)
+    if status == 409 and "re-index" in message.lower():
+        return errors.ActiveReindex(
+            status, message, **context,
+            operation_id=operation_id_from_url(response.headers.get("Location")),
+        )
+    if status == 409 and "already exist" in message.lower():
+        return errors.TagsAlreadyExist(status, message, **context)
+    if status == 429 or status >= 500:
+        return errors.ServiceBusy(status, message, **context,
+                                  hint="the service kept refusing after every retry; try again later")
+    return errors.DicomApiError(status, message, **context)

@@ -1,0 +1,48 @@
+"""Typed errors of the DICOM data plane: status, the server's own words, and what to do."""
+
+from __future__ import annotations
+
+from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+
+
+class DicomApiError(HdsctlError):
+    def __init__(self, status: int, message: str, *, method: str, url: str, hint: str = ""):
+        self.status = status
+        self.server_message = message
+        self.method = method
+        self.url = url
+        self.hint = hint
+        text = f"{method} {url} answered {status}: {message or '(no message)'}"
+        super().__init__(f"{text}\n  {hint}" if hint else text)
+
+
+class BadRequest(DicomApiError):
+    pass
+
+
+class AccessDenied(DicomApiError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class NotFound(DicomApiError):
+    pass
+
+
+class ActiveReindex(DicomApiError):
+    """Another reindex runs; `operation_id` names it (from the Location header)."""
+
+    def __init__(self, *args, operation_id: str | None, **kwargs):
+        self.operation_id = operation_id
+        super().__init__(*args, **kwargs)
+
+
+class TagsAlreadyExist(DicomApiError):
+    pass
+
+
+class ServiceBusy(DicomApiError):
+    """Still failing after every retry (429, 5xx)."""
+
+
+class InsecureUrl(HdsctlError):
+    exit_code = EXIT_BAD_INPUT

@@ -1,0 +1,1 @@
+"""A local stand-in for the DICOM service's extended-query-tag and operation API."""

@@ -1,0 +1,74 @@
+"""Synthetic DICOM instances with the attributes radiology teams index, seeded and repeatable."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+# Values per attribute (path → choices); anything else the instances simply lack.
+VALUES = {
+    "00180015": ["CHEST", "HEAD", "ABDOMEN", "KNEE", "PELVIS", "SPINE"],  # BodyPartExamined
+    "00181030": ["CT CHEST W/O", "MR BRAIN T1", "XR KNEE 2V", "CT ABD PELVIS"],  # ProtocolName
+    "00081010": ["CT01", "CT02", "MR01", "XR03"],  # StationName
+    "00080080": ["ST MARY HOSPITAL", "ST MARY CLINIC NORTH"],  # InstitutionName
+    "00100040": ["F", "M", "O"],  # PatientSex
+    "00080060": ["CT", "MR", "CR", "DX"],  # Modality
+    "00191002": ["VENDOR-A", "VENDOR-B"],  # a private element of SIEMENS MR HEADER
+    "00080070": ["SIEMENS", "GE MEDICAL SYSTEMS", "PHILIPS"],  # Manufacturer
+    "00181000": ["SN1001", "SN2002", "SN3003"],  # DeviceSerialNumber
+}
+STUDY_LEVEL = {"00080080", "00100040"}
+SERIES_LEVEL = {"00180015", "00181030", "00081010", "00080060", "00191002", "00080070", "00181000"}
+
+# Length limits and character rules of the string VRs the service indexes.
+_MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DT": 26, "LO": 64, "PN": 64, "SH": 16,
+               "TM": 14, "UI": 64, "IS": 12}
+_CS = re.compile(r"^[A-Z0-9 _]*$")
+_DA = re.compile(r"^\d{8}$")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+BAD_VALUE = "not a valid value for this attribute " * 3
+
+
+def value_error(vr: str, value: str) -> str | None:
+    """Why `value` cannot be indexed under `vr`, or None when it can."""
+    limit = _MAX_LENGTH.get(vr)
+    if limit and len(value) > limit:
+        return f"value exceeds the maximum length of {limit} for VR {vr}"
+    if vr == "CS" and not _CS.match(value):
+        return "value contains characters not allowed in a CS element"
+    if vr == "DA" and not _DA.match(value):
+        return "value is not a valid DA (YYYYMMDD)"
+    if vr in {"IS", "SL", "SS", "UL", "US", "FL", "FD"} and not _NUMBER.match(value):
+        return f"value is not a number of VR {vr}"
+    return None
+
+
+@dataclass
+class Instance:
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+def synthetic_instances(count: int, seed: int = 7) -> list[Instance]:
+    """`count` instances in studies of 2 series × up to 10 instances, oldest first."""
+    rng = random.Random(seed)
+    root = "1.2.826.0.1.3680043.10.1234"
+    instances: list[Instance] = []
+    study = series = 0
+    while len(instances) < count:
+        study += 1
+        study_values = {path: rng.choice(VALUES[path]) for path in STUDY_LEVEL}
+        for _ in range(2):
+            series += 1
+            series_values = {path: rng.choice(VALUES[path]) for path in SERIES_LEVEL}
+            for number in range(1, rng.randint(3, 10) + 1):
+                if len(instances) == count:
+                    break
+                instances.append(Instance(
+                    f"{root}.{study}", f"{root}.{study}.{series}", f"{root}.{study}.{series}.{number}",
+                    {**study_values, **series_values},
+                ))
+    return instances

@@ -1,0 +1,298 @@
+"""HTTP front of the emulator: the v1/v2 extended-query-tag, operation and QIDO routes,
+fault injection, and a small control API under /_emulator for tests."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from hdsctl.dicomtags import DEFAULT_SEARCHABLE, TagRuleError, resolve_path
+from hdsctl.emulator.store import ApiError, Knobs, Operation, Store, StoredTag
+
+QIDO_LEVELS = {"studies": {"Study"}, "series": {"Study", "Series"},
+               "instances": {"Study", "Series", "Instance"}}
+QIDO_RESERVED = {"limit", "offset", "includefield", "fuzzymatching"}
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    path: str
+    authorization: bool
+
+
+class Emulator:
+    """Run with `with Emulator(...) as emu:`; `emu.url` is the service URL (no version)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, instances: int = 2000,
+                 seed: int = 7, knobs: Knobs | None = None):
+        self.store = Store.seeded(instances, seed)
+        if knobs is not None:
+            self.store.knobs = knobs
+        self.requests: list[SeenRequest] = []
+        self.random = random.Random(seed)
+        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def knobs(self) -> Knobs:
+        return self.store.knobs
+
+    def start(self) -> Emulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def data_requests(self, *methods: str) -> list[SeenRequest]:
+        wanted = {m.upper() for m in methods}
+        return [r for r in self.requests
+                if not r.path.startswith("/_emulator") and (not wanted or r.method in wanted)]
+
+
+def _tag_json(tag: StoredTag, base: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"path": tag.path, "vr": tag.vr}
+    if tag.private_creator:
+        body["privateCreator"] = tag.private_creator
+    body.update(level=tag.level.lower(), status=tag.status,
+                queryStatus="enabled" if tag.query_enabled else "disabled")
+    if tag.errors:
+        body["errors"] = {"count": len(tag.errors), "href": f"{base}/extendedquerytags/{tag.path}/errors"}
+    if tag.operation_id:
+        body["operation"] = {"id": tag.operation_id, "href": f"{base}/operations/{tag.operation_id}"}
+    return body
+
+
+def _operation_json(operation: Operation, base: str, version: str) -> dict[str, Any]:
+    status = "completed" if (operation.status == "succeeded" and version == "v1") else operation.status
+    return {
+        "operationId": operation.id, "type": "reindex", "createdTime": operation.created,
+        "lastUpdatedTime": operation.updated, "status": status,
+        "percentComplete": operation.percent,
+        "resources": [f"{base}/extendedquerytags/{path}" for path in operation.tag_paths],
+    }
+
+
+def _paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
+    try:
+        limit = int(query.get("limit", default_limit))
+        offset = int(query.get("offset", 0))
+    except ValueError:
+        raise ApiError(400, "limit and offset must be integers.") from None
+    if not 1 <= limit <= 200 or offset < 0:
+        raise ApiError(400, "limit must be between 1 and 200 and offset at least 0.")
+    return limit, offset
+
+
+def _handler(emulator: Emulator):
+    store = emulator.store
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        # -- answers -------------------------------------------------------------------
+
+        def _answer(self, status: int, body: Any = None, headers: dict | None = None,
+                    text: str | None = None) -> None:
+            if text is not None:
+                payload, kind = text.encode(), "text/plain; charset=utf-8"
+            elif body is not None:
+                payload, kind = json.dumps(body).encode(), "application/json"
+            else:
+                payload, kind = b"", None
+            self.send_response(status)
+            if kind:
+                self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _reset(self) -> None:
+            """Drop the connection with a TCP reset, as a failing network would."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
+        def _body(self) -> Any:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                return json.loads(raw or b"null")
+            except ValueError:
+                raise ApiError(400, "The request body is not valid JSON.") from None
+
+        # -- dispatch ------------------------------------------------------------------
+
+        def do_GET(self):
+            self._dispatch("GET")
+
+        def do_POST(self):
+            self._dispatch("POST")
+
+        def do_PATCH(self):
+            self._dispatch("PATCH")
+
+        def do_DELETE(self):
+            self._dispatch("DELETE")
+
+        def _dispatch(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            emulator.requests.append(SeenRequest(method, parts.path, "Authorization" in self.headers))
+            query = {k.lower(): v for k, v in parse_qsl(parts.query)}
+            try:
+                if parts.path.startswith("/_emulator/"):
+                    return self._control(method, parts.path)
+                if self._injected_fault(method):
+                    return
+                segments = [s for s in parts.path.split("/") if s]
+                if not segments or segments[0] not in {"v1", "v2"}:
+                    raise ApiError(404, "Unknown route; the API is served under /v1 and /v2.")
+                version, rest = segments[0], segments[1:]
+                base = f"http://{self.headers.get('Host')}/{version}"
+                body = self._body() if method in {"POST", "PATCH"} else None
+                status, answer, headers = self._route(method, version, base, rest, query, body)
+                if method != "GET" and store.knobs.reset_after_next_write > 0:
+                    store.knobs.reset_after_next_write -= 1
+                    return self._reset()
+                if status == 204 and answer is None:
+                    return self._answer(204, headers=headers)
+                return self._answer(status, answer, headers)
+            except ApiError as err:
+                return self._answer(err.status, headers=err.headers, text=err.message)
+
+        def _injected_fault(self, method: str) -> bool:
+            knobs = store.knobs
+            if knobs.latency_ms:
+                time.sleep(knobs.latency_ms / 1000)
+            if knobs.reset_next > 0:
+                knobs.reset_next -= 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._reset()
+                return True
+            for status, burst, chance in ((429, "burst_429", knobs.chance_429),
+                                          (503, "burst_503", knobs.chance_503)):
+                if getattr(knobs, burst) > 0 or (chance and emulator.random.random() < chance):
+                    if getattr(knobs, burst) > 0:
+                        setattr(knobs, burst, getattr(knobs, burst) - 1)
+                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    text = "Too many requests." if status == 429 else "The server is busy (deadlock)."
+                    self._answer(status, text=text)
+                    return True
+            return False
+
+        def _route(self, method, version, base, rest, query, body):
+            if rest == ["extendedquerytags"]:
+                if method == "GET":
+                    limit, offset = _paging(query)
+                    with store.lock:
+                        tags = list(store.tags.values())[offset:offset + limit]
+                        return 200, [_tag_json(t, base) for t in tags], None
+                if method == "POST":
+                    operation = store.add(body, lambda op_id: f"{base}/operations/{op_id}")
+                    href = f"{base}/operations/{operation.id}"
+                    return 202, {"id": operation.id, "href": href}, {"Location": href}
+            if len(rest) == 2 and rest[0] == "extendedquerytags":
+                if method == "GET":
+                    with store.lock:
+                        return 200, _tag_json(store.find(rest[1]), base), None
+                if method == "PATCH":
+                    return 200, _tag_json(store.set_query_status(rest[1], body), base), None
+                if method == "DELETE":
+                    store.delete(rest[1])
+                    return 204, None, None
+            if len(rest) == 3 and rest[0] == "extendedquerytags" and rest[2] == "errors" and method == "GET":
+                limit, offset = _paging(query)
+                with store.lock:
+                    return 200, store.find(rest[1]).errors[offset:offset + limit], None
+            if len(rest) == 2 and rest[0] == "operations" and method == "GET":
+                with store.lock:
+                    operation = store.operations.get(rest[1].replace("-", "").lower())
+                    if operation is None:
+                        raise ApiError(404, "")
+                    body = _operation_json(operation, base, version)
+                    if operation.status in {"notStarted", "running"}:
+                        return 202, body, {"Location": f"{base}/operations/{operation.id}"}
+                    return 200, body, None
+            if len(rest) == 1 and rest[0] in QIDO_LEVELS and method == "GET":
+                return self._qido(rest[0], query)
+            raise ApiError(404 if method == "GET" else 405, f"{method} /{'/'.join(rest)} is not served.")
+
+        def _qido(self, resource: str, query: dict[str, str]):
+            headers, filters = {}, []
+            with store.lock:
+                for key, value in query.items():
+                    if key in QIDO_RESERVED:
+                        continue
+                    try:
+                        path = f"{resolve_path(key):08X}"
+                    except TagRuleError:
+                        path = key.upper()
+                    tag = store.tags.get(path)
+                    if tag is not None:
+                        if tag.status != "ready" or tag.level not in QIDO_LEVELS[resource]:
+                            raise ApiError(400, f"The query tag '{key}' is not queryable.")
+                        if not tag.query_enabled:
+                            raise ApiError(400, f"Query is disabled on specified attribute '{key}'.")
+                        if tag.errors:
+                            headers["erroneous-dicom-attributes"] = key
+                    elif path not in DEFAULT_SEARCHABLE:
+                        raise ApiError(400, f"The query parameter '{key}' is not supported.")
+                    filters.append((path, value))
+                matches = [i for i in store.instances if all(i.values.get(p) == v for p, v in filters)]
+            key_of = {"studies": lambda i: i.study_uid, "series": lambda i: i.series_uid,
+                      "instances": lambda i: i.sop_uid}[resource]
+            seen = {}
+            for instance in matches:
+                seen.setdefault(key_of(instance), instance)
+            if not seen:
+                return 204, None, headers
+            answer = [{"0020000D": {"vr": "UI", "Value": [i.study_uid]},
+                       "0020000E": {"vr": "UI", "Value": [i.series_uid]},
+                       "00080018": {"vr": "UI", "Value": [i.sop_uid]}} for i in seen.values()]
+            return 200, answer, headers
+
+        def _control(self, method: str, path: str):
+            if path == "/_emulator/knobs" and method == "POST":
+                body = self._body() or {}
+                names = {f.name for f in fields(Knobs)}
+                unknown = set(body) - names
+                if unknown:
+                    raise ApiError(400, f"unknown knobs: {', '.join(sorted(unknown))}")
+                for name, value in body.items():
+                    setattr(store.knobs, name, value)
+                return self._answer(200, asdict(store.knobs))
+            if path == "/_emulator/bad-values" and method == "POST":
+                for tag_path, count in (self._body() or {}).items():
+                    store.mark_bad_values(tag_path, int(count))
+                return self._answer(204)
+            if path == "/_emulator/state" and method == "GET":
+                with store.lock:
+                    return self._answer(200, {
+                        "instances": len(store.instances), "knobs": asdict(store.knobs),
+                        "tags": len(store.tags), "operations": len(store.operations),
+                        "requests": len(emulator.requests)})
+            raise ApiError(404, "unknown control route")
+
+    return Handler

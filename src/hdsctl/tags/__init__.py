@@ -1,0 +1,1 @@
+"""Extended query tags as code: plan, apply, report."""
