@@ -51,6 +51,10 @@ class SyncOutcome:
     def final_plan(self) -> TagPlan:
         return self.plans[-1]
 
+    @property
+    def failed_operations(self) -> list[OperationState]:
+        return [op for op in self.operations_followed.values() if op.status in {"failed", "canceled"}]
+
 
 Progress = Callable[[OperationState], None]
 
@@ -88,19 +92,22 @@ def sync(
         if current.waits:
             for operation_id in sorted({a.operation_id for a in current.waits}):
                 _follow(client, operation_id, outcome, deadline, schedule, progress, sleep)
-            continue
-        if not current.writes:
+        elif not current.writes:
             return outcome
-        if not _act(client, current, outcome, deadline, schedule, progress, sleep):
-            continue
+        else:
+            _act(client, current, outcome, deadline, schedule, progress, sleep)
+        if outcome.failed_operations:
+            # A reindex that failed once is reported, not retried in a loop: the next run
+            # recovers its tags, after someone has looked at why.
+            break
     observed, operations = read_state(client)
     outcome.observed = observed
     outcome.plans.append(plan(desired, observed, operations, prune=prune, allow_replace=allow_replace))
     return outcome
 
 
-def _act(client, current: TagPlan, outcome, deadline, schedule, progress, sleep) -> bool:
-    """Carry out one plan. False when the service changed under us and a new round is due."""
+def _act(client, current: TagPlan, outcome, deadline, schedule, progress, sleep) -> None:
+    """Carry out one plan; the next round reads the service again either way."""
     for action in current.writes:
         if action.deletes:
             client.delete_tag(action.path)
@@ -111,7 +118,7 @@ def _act(client, current: TagPlan, outcome, deadline, schedule, progress, sleep)
             outcome.taken.append(action)
     additions = [a for a in current.writes if a.adds]
     if not additions:
-        return True
+        return
     try:
         operation_id = client.add_tags([a.desired for a in additions])
     except errors.ActiveReindex as busy:
@@ -120,13 +127,12 @@ def _act(client, current: TagPlan, outcome, deadline, schedule, progress, sleep)
             _follow(client, busy.operation_id, outcome, deadline, schedule, progress, sleep)
         else:
             sleep(next(schedule.delays()))
-        return False
+        return
     except errors.TagsAlreadyExist:
-        return False  # someone added them meanwhile: read again
+        return  # someone added them meanwhile: read again
     outcome.taken += [a for a in additions if a.kind == "add"]
     outcome.operations_started.append(operation_id)
     _follow(client, operation_id, outcome, deadline, schedule, progress, sleep)
-    return True
 
 
 def _follow(client, operation_id, outcome, deadline, schedule, progress, sleep) -> OperationState:
