@@ -141,9 +141,9 @@ def test_bursts_of_429_and_503_are_retried(emulator):
     emulator.knobs.burst_429 = 3
     outcome = run_sync(emulator)
     emulator.knobs.burst_503 = 3
-    run_sync(emulator, DESIRED + [check_tag("InstitutionName", "Study")])
+    run_sync(emulator, [*DESIRED, check_tag("InstitutionName", "Study")])
     assert outcome.final_plan.in_sync
-    assert all_ready(emulator, DESIRED + [check_tag("InstitutionName", "Study")])
+    assert all_ready(emulator, [*DESIRED, check_tag("InstitutionName", "Study")])
     assert emulator.knobs.burst_429 == 0 and emulator.knobs.burst_503 == 0
 
 
@@ -216,7 +216,7 @@ def test_restart_mid_operation_picks_up_the_running_reindex(emulator):
 def test_the_128_limit_blocks_adds_and_sends_nothing(emulator):
     many = [check_tag(f"0009{0x1000 + i:04X}", "Series", "LO", "ACME") for i in range(126)]
     run_sync(emulator, many)
-    outcome = run_sync(emulator, many + DESIRED[:3])
+    outcome = run_sync(emulator, [*many, *DESIRED[:3]])
     assert outcome.taken == []
     assert len(outcome.final_plan.blocked) == 3
     assert len(emulator.data_requests("POST")) == 1

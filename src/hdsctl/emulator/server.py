@@ -22,11 +22,12 @@ QIDO_LEVELS = {"studies": {"Study"}, "series": {"Study", "Series"},
 QIDO_RESERVED = {"limit", "offset", "includefield", "fuzzymatching"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class SeenRequest:
     method: str
     path: str
     authorization: bool
+    body: Any = None
 
 
 class Emulator:
@@ -159,7 +160,8 @@ def _handler(emulator: Emulator):
 
         def _dispatch(self, method: str) -> None:
             parts = urlsplit(self.path)
-            emulator.requests.append(SeenRequest(method, parts.path, "Authorization" in self.headers))
+            seen = SeenRequest(method, parts.path, "Authorization" in self.headers)
+            emulator.requests.append(seen)
             query = {k.lower(): v for k, v in parse_qsl(parts.query)}
             try:
                 if parts.path.startswith("/_emulator/"):
@@ -172,6 +174,7 @@ def _handler(emulator: Emulator):
                 version, rest = segments[0], segments[1:]
                 base = f"http://{self.headers.get('Host')}/{version}"
                 body = self._body() if method in {"POST", "PATCH"} else None
+                seen.body = body
                 status, answer, headers = self._route(method, version, base, rest, query, body)
                 if method != "GET" and store.knobs.reset_after_next_write > 0:
                     store.knobs.reset_after_next_write -= 1
