@@ -19,7 +19,8 @@ PE = "azure-native:network:PrivateEndpoint"
 ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
 ZONE = "azure-native:privatedns:PrivateZone"
 LINK = "azure-native:privatedns:VirtualNetworkLink"
-DYNAMIC = "pulumi-python:dynamic:Resource"
+DYNAMIC = "pulumi-python:dynamic/hdsctl:PublicNetworkAccess"
+TAGS = "pulumi-python:dynamic/hdsctl:ExtendedQueryTags"
 
 
 def of_type(plan, type_):
@@ -245,3 +246,18 @@ def test_legacy_single_zone_option(max_document, write_stack):
     plan = run_preview(write_stack("legacy", max_document), PROGRAM)
     assert [z.name for z in of_type(plan, ZONE)] == ["privatelink.azurehealthcareapis.com"]
     assert len(one(plan, ZONE_GROUP, "pe-maxhws-dns").inputs["privateDnsZoneConfigs"]) == 1
+
+
+def test_extended_query_tags_run_after_the_service_and_its_role_assignments(max_plan):
+    (tags,) = [r for r in of_type(max_plan, TAGS)]
+    assert tags.parent == "hdsctl:health:DicomService::dicom-main"
+    assert tags.inputs["url"] == "https://dicom.internal.example.org"
+    declared = tags.inputs["extended_query_tags"]
+    assert declared["00180015"] == {"keyword": "BodyPartExamined", "vr": "CS", "level": "Series",
+                                    "private_creator": "", "query_enabled": True}
+    assert declared["00091001"]["private_creator"] == "ACME 1.1"
+    assert declared["00181030"]["level"] == "Series"  # given as 'series' in the stack file
+    assert f"{DICOM}::dicom-main" in tags.depends_on
+    assert f"{ROLE}::dicom-main-router-dicom-data-owner" in tags.depends_on
+    # No tags declared on dicom-research: no resource for it.
+    assert all(r.parent != "hdsctl:health:DicomService::dicom-research" for r in of_type(max_plan, TAGS))

@@ -19,7 +19,7 @@ PROGRAM = Path("infra") / "__main__.py"
 PROJECT = "hdsctl"
 OFFLINE_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 OFFLINE_TENANT = "00000000-0000-0000-0000-000000000000"
-DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
 
 
 @dataclass
@@ -179,7 +179,7 @@ class _RecordingMonitor:
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
             provider = inputs.get("__provider")
             clean = _sanitize(inputs)
-            if request.type == DYNAMIC_TYPE and provider is not None:
+            if request.type.startswith(DYNAMIC_PREFIX) and provider is not None:
                 clean["provider"] = "dynamic (pickled with the program)"
             timeouts = request.customTimeouts
             self.plan.resources.append(PlannedResource(

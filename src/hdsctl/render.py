@@ -25,7 +25,8 @@ KEY_INPUTS = {
         "subnet.id", "privateLinkServiceConnections"),
     "azure-native:network:PrivateDnsZoneGroup": ("privateDnsZoneConfigs",),
     "azure-native:privatedns:VirtualNetworkLink": ("virtualNetwork.id",),
-    "pulumi-python:dynamic:Resource": ("kind", "service_name", "public_network_access"),
+    "pulumi-python:dynamic/hdsctl:PublicNetworkAccess": ("kind", "service_name", "public_network_access"),
+    "pulumi-python:dynamic/hdsctl:ExtendedQueryTags": ("url", "extended_query_tags"),
 }
 
 
@@ -47,9 +48,8 @@ def render_plan(plan: Plan) -> str:
         for key, value in _key_inputs(resource):
             lines.append(f"{indent}    {key}: {value}")
         explicit = [d for d in resource.depends_on if d != resource.parent]
-        if explicit and resource.type == "pulumi-python:dynamic:Resource":
-            lines.append(f"{indent}    runs after: {len(explicit)} resources (services, "
-                         "private endpoint, zone group)")
+        if explicit and resource.type.startswith("pulumi-python:dynamic"):
+            lines.append(f"{indent}    runs after: {len(explicit)} resources")
     if plan.outputs:
         lines += ["", "Stack outputs:"]
         lines += [f"  {key}: {_short(value, 200)}" for key, value in _flatten(plan.outputs)]
@@ -66,9 +66,8 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _short_type(type_: str) -> str:
-    if type_ == "pulumi-python:dynamic:Resource":
-        return "hdsctl:PublicNetworkAccess (dynamic)"
-    return type_
+    prefix = "pulumi-python:dynamic/"
+    return f"{type_[len(prefix):]} (dynamic)" if type_.startswith(prefix) else type_
 
 
 def _flags(resource: PlannedResource) -> str:
@@ -106,7 +105,10 @@ def _lookup(inputs: dict[str, Any], dotted: str) -> Any:
 
 
 def _short(value: Any, limit: int = 140) -> str:
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        text = ", ".join(f"{key} {v.get('keyword') or v.get('private_creator') or ''}".strip()
+                         for key, v in value.items())
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         text = ", ".join(
             str(v.get("category") or v.get("name") or v) for v in value
         )

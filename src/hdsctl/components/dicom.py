@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import healthcareapis
 
+from hdsctl.components.extended_query_tags import ExtendedQueryTags
 from hdsctl.components.shared import (
     Binding,
     assign_roles,
@@ -71,4 +72,12 @@ class DicomServiceComponent(pulumi.ComponentResource):
         if diagnostics is not None:
             diagnostic_setting(self, spec.name, self.id, DICOM_LOG_CATEGORIES, diagnostics)
         self.role_assignments = assign_roles(self, spec.name, self.id, bindings, subscription_id)
+        if spec.extended_query_tags:
+            # After the service and its role assignments, the deployer's DICOM Data Owner among them.
+            ExtendedQueryTags(
+                f"{spec.name}-extended-query-tags",
+                url=data_url,
+                tags=[tag.definition() for tag in spec.extended_query_tags],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service, *self.role_assignments]),
+            )
         self.register_outputs({"id": self.id, "url": self.url, "principalId": self.principal_id})

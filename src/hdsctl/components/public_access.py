@@ -157,7 +157,7 @@ class PublicNetworkAccessProvider(ResourceProvider):
         return None
 
 
-class PublicNetworkAccess(pulumi.dynamic.Resource):
+class PublicNetworkAccess(pulumi.dynamic.Resource, module="hdsctl", name="PublicNetworkAccess"):
     """The wanted publicNetworkAccess of one workspace, DICOM or FHIR service."""
 
     actual: pulumi.Output[str]

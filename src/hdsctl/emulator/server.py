@@ -189,6 +189,11 @@ def _handler(emulator: Emulator):
             knobs = store.knobs
             if knobs.latency_ms:
                 time.sleep(knobs.latency_ms / 1000)
+            if knobs.deny_next > 0:
+                knobs.deny_next -= 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer(403, text="The caller is not authorized to perform this action.")
+                return True
             if knobs.reset_next > 0:
                 knobs.reset_next -= 1
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -44,6 +44,7 @@ class Knobs:
     burst_429: int = 0  # the next N data-plane requests answer 429
     burst_503: int = 0
     reset_next: int = 0  # the next N requests: connection reset before any answer
+    deny_next: int = 0  # the next N requests answer 403, as before a role assignment arrives
     reset_after_next_write: int = 0  # the next N writes are done, then the answer is lost
     fail_next_operation: bool = False
     cancel_next_operation: bool = False
