@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -26,7 +27,7 @@ QIDO_RESERVED = {"limit", "offset", "includefield", "fuzzymatching"}
 class SeenRequest:
     method: str
     path: str
-    authorization: bool
+    authorization: str | None
     body: Any = None
 
 
@@ -34,7 +35,7 @@ class Emulator:
     """Run with `with Emulator(...) as emu:`; `emu.url` is the service URL (no version)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, instances: int = 2000,
-                 seed: int = 7, knobs: Knobs | None = None):
+                 seed: int = 7, knobs: Knobs | None = None, tls: ssl.SSLContext | None = None):
         self.store = Store.seeded(instances, seed)
         if knobs is not None:
             self.store.knobs = knobs
@@ -42,7 +43,10 @@ class Emulator:
         self.random = random.Random(seed)
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
+        if tls is not None:  # to see what a client sends where it would send a token
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -160,9 +164,10 @@ def _handler(emulator: Emulator):
 
         def _dispatch(self, method: str) -> None:
             parts = urlsplit(self.path)
-            seen = SeenRequest(method, parts.path, "Authorization" in self.headers)
+            seen = SeenRequest(method, parts.path, self.headers.get("Authorization"))
             emulator.requests.append(seen)
-            query = {k.lower(): v for k, v in parse_qsl(parts.query)}
+            pairs = parse_qsl(parts.query)
+            query = {k.lower(): v for k, v in pairs}  # paging names are case-insensitive
             try:
                 if parts.path.startswith("/_emulator/"):
                     return self._control(method, parts.path)
@@ -172,10 +177,11 @@ def _handler(emulator: Emulator):
                 if not segments or segments[0] not in {"v1", "v2"}:
                     raise ApiError(404, "Unknown route; the API is served under /v1 and /v2.")
                 version, rest = segments[0], segments[1:]
-                base = f"http://{self.headers.get('Host')}/{version}"
+                scheme = "https" if emulator.url.startswith("https") else "http"
+                base = f"{scheme}://{self.headers.get('Host')}/{version}"
                 body = self._body() if method in {"POST", "PATCH"} else None
                 seen.body = body
-                status, answer, headers = self._route(method, version, base, rest, query, body)
+                status, answer, headers = self._route(method, version, base, rest, query, body, pairs)
                 if method != "GET" and store.knobs.reset_after_next_write > 0:
                     store.knobs.reset_after_next_write -= 1
                     return self._reset()
@@ -210,7 +216,7 @@ def _handler(emulator: Emulator):
                     return True
             return False
 
-        def _route(self, method, version, base, rest, query, body):
+        def _route(self, method, version, base, rest, query, body, pairs):
             if rest == ["extendedquerytags"]:
                 if method == "GET":
                     limit, offset = _paging(query)
@@ -244,14 +250,15 @@ def _handler(emulator: Emulator):
                         return 202, body, {"Location": f"{base}/operations/{operation.id}"}
                     return 200, body, None
             if len(rest) == 1 and rest[0] in QIDO_LEVELS and method == "GET":
-                return self._qido(rest[0], query)
+                return self._qido(rest[0], pairs)
             raise ApiError(404 if method == "GET" else 405, f"{method} /{'/'.join(rest)} is not served.")
 
-        def _qido(self, resource: str, query: dict[str, str]):
+        def _qido(self, resource: str, pairs: list[tuple[str, str]]):
+            """Keys keep their case: DICOM keywords are case-sensitive."""
             headers, filters = {}, []
             with store.lock:
-                for key, value in query.items():
-                    if key in QIDO_RESERVED:
+                for key, value in pairs:
+                    if key.lower() in QIDO_RESERVED:
                         continue
                     try:
                         path = f"{resolve_path(key):08X}"
