@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="write the whole plan as JSON to PATH ('-' for stdout)")
     preview.add_argument("--program", type=Path, default=Path("infra") / "__main__.py",
                          help="the Pulumi program to run (default: infra/__main__.py)")
+    preview.add_argument("--policy", action="store_true",
+                         help="evaluate the policy pack (policies/) over the plan, at the stack's tier")
+    preview.add_argument("--sarif", metavar="PATH",
+                         help="write policy findings as SARIF 2.1.0 (implies --policy)")
     preview.set_defaults(handler=_preview)
 
     from hdsctl.tags import commands as tag_commands
@@ -99,7 +103,8 @@ def _preview(args) -> int:
     from hdsctl.preview import run_preview
     from hdsctl.render import render_plan
 
-    plans, failed = [], 0
+    with_policy = args.policy or bool(args.sarif)
+    documents, reports, failed = [], [], 0
     for path in _selected_stack_files(args):
         try:
             plan = run_preview(path, args.program)
@@ -107,20 +112,39 @@ def _preview(args) -> int:
             print(str(err), file=sys.stderr)
             failed += 1
             continue
-        plans.append(plan)
+        document = plan.to_json()
         if args.json_path != "-":
             print(render_plan(plan))
             print()
+        if with_policy:
+            from hdsctl.policies.evaluate import evaluate, render
+
+            report = evaluate(plan)
+            reports.append(report)
+            document["policy"] = report.to_json()
+            if args.json_path != "-":
+                print(render(report))
+                print()
+        documents.append(document)
     if args.json_path:
-        document = [p.to_json() for p in plans] if args.all else (
-            plans[0].to_json() if plans else None)
-        text = json.dumps(document, indent=2, sort_keys=False)
-        if args.json_path == "-":
-            print(text)
-        else:
-            Path(args.json_path).write_text(text + "\n", encoding="utf-8")
-            print(f"wrote the plan as JSON to {args.json_path}")
-    return EXIT_BAD_INPUT if failed else EXIT_OK
+        _write_json(documents if args.all else (documents[0] if documents else None), args.json_path)
+    if args.sarif:
+        from hdsctl.policies.sarif import write_sarif
+
+        write_sarif(reports, args.sarif)
+        print(f"wrote policy findings as SARIF to {args.sarif}", file=sys.stderr)
+    if failed:
+        return EXIT_BAD_INPUT
+    return EXIT_FAILED if any(report.mandatory for report in reports) else EXIT_OK
+
+
+def _write_json(document, target: str) -> None:
+    text = json.dumps(document, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote the plan as JSON to {target}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ DYNAMIC_PREFIX = "pulumi-python:dynamic"
 class PlannedResource:
     type: str
     name: str
+    urn: str
     parent: str | None
     custom: bool
     depends_on: list[str]
@@ -36,6 +37,8 @@ class PlannedResource:
     replace_on_changes: list[str]
     ignore_changes: list[str]
     custom_timeouts: dict[str, str]
+    # Input property → the resources (by key) its value came from.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -46,6 +49,7 @@ class PlannedResource:
 class Plan:
     stack: str
     source: str
+    tier: str
     resources: list[PlannedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     offline: bool = True
@@ -54,6 +58,7 @@ class Plan:
         return {
             "stack": self.stack,
             "source": self.source,
+            "tier": self.tier,
             "offline": self.offline,
             "note": "offline preview: the program ran under Pulumi's mock runtime; no cloud "
                     "was contacted and cloud-assigned values are placeholders",
@@ -69,7 +74,7 @@ def run_preview(stack_path: Path, program: Path = PROGRAM) -> Plan:
 
     environment = load_environment(stack_path)  # clear errors before any Pulumi machinery
     stack_file = read_stack_file(stack_path)
-    plan = Plan(stack=environment.name, source=str(stack_path))
+    plan = Plan(stack=environment.name, source=str(stack_path), tier=environment.spec.tier)
     _run_under_mocks(stack_file, program, plan, environment.spec.tenant_id or OFFLINE_TENANT)
     return plan
 
@@ -160,7 +165,7 @@ class _RecordingMonitor:
         self.plan = plan
         self._inner = MockMonitor(offline_mocks)
         self._names_by_urn: dict[str, str] = {}
-        self._requests = []
+        self._requests = []  # (request, urn)
 
     def __getattr__(self, item):
         return getattr(self._inner, item)
@@ -169,13 +174,13 @@ class _RecordingMonitor:
         response = self._inner.RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self._names_by_urn[response.urn] = f"{request.type}::{request.name}"
-            self._requests.append(request)
+            self._requests.append((request, response.urn))
         return response
 
     def finish(self) -> None:
         from pulumi.runtime import rpc
 
-        for request in self._requests:
+        for request, urn in self._requests:
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
             provider = inputs.get("__provider")
             clean = _sanitize(inputs)
@@ -185,6 +190,7 @@ class _RecordingMonitor:
             self.plan.resources.append(PlannedResource(
                 type=request.type,
                 name=request.name,
+                urn=urn,
                 parent=self._names_by_urn.get(request.parent),
                 custom=request.custom,
                 depends_on=sorted({self._names_by_urn.get(u, u) for u in request.dependencies}),
@@ -197,6 +203,10 @@ class _RecordingMonitor:
                 custom_timeouts={k: v for k, v in (
                     ("create", timeouts.create), ("update", timeouts.update),
                     ("delete", timeouts.delete)) if v},
+                property_dependencies={
+                    prop: sorted({self._names_by_urn.get(u, u) for u in deps.urns})
+                    for prop, deps in request.propertyDependencies.items() if deps.urns
+                },
             ))
 
 

@@ -1,0 +1,1 @@
+"""Guardrails for imaging environments, as a Pulumi CrossGuard policy pack."""
