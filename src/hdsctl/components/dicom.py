@@ -8,13 +8,13 @@ from pulumi_azure_native import healthcareapis
 from hdsctl.components.extended_query_tags import ExtendedQueryTags
 from hdsctl.components.shared import (
     Binding,
-    assign_roles,
+    Placement,
+    attach_interfaces,
     cors_args,
-    diagnostic_setting,
     encryption_args,
     identity_args,
 )
-from hdsctl.spec.model import Diagnostics, DicomService
+from hdsctl.spec.model import DicomService
 
 DICOM_LOG_CATEGORIES = ("AuditLogs", "DiagnosticLogs")
 
@@ -27,15 +27,9 @@ class DicomServiceComponent(pulumi.ComponentResource):
         self,
         spec: DicomService,
         *,
-        workspace: pulumi.Input[str],
-        resource_group_name: pulumi.Input[str],
-        location: str,
-        tags: dict[str, str],
+        placement: Placement,
         data_url: str,
-        protect: bool,
-        diagnostics: Diagnostics | None,
         bindings: list[Binding],
-        subscription_id: pulumi.Output[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
@@ -43,10 +37,10 @@ class DicomServiceComponent(pulumi.ComponentResource):
         self.service = healthcareapis.DicomService(
             spec.name,
             dicom_service_name=spec.name,
-            workspace_name=workspace,
-            resource_group_name=resource_group_name,
-            location=location,
-            tags=tags,
+            workspace_name=placement.workspace,
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            tags=placement.tags,
             cors_configuration=cors_args(spec.cors),
             identity=identity_args(spec.identity),
             encryption=encryption_args(spec.customer_managed_key),
@@ -57,7 +51,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
             enable_data_partitions=spec.data_partitions or None,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=protect,
+                protect=placement.protect,
                 custom_timeouts=SERVICE_TIMEOUTS,
                 # Both are fixed at creation: a change would mean a new, empty service.
                 replace_on_changes=["enableDataPartitions", "storageConfiguration"],
@@ -66,18 +60,15 @@ class DicomServiceComponent(pulumi.ComponentResource):
         )
         self.id = self.service.id
         self.url = pulumi.Output.from_input(data_url)
-        self.principal_id = self.service.identity.apply(
-            lambda identity: identity.principal_id if identity else None
-        )
-        if diagnostics is not None:
-            diagnostic_setting(self, spec.name, self.id, DICOM_LOG_CATEGORIES, diagnostics)
-        self.role_assignments = assign_roles(self, spec.name, self.id, bindings, subscription_id)
+        interfaces = attach_interfaces(self, spec.name, self.service, DICOM_LOG_CATEGORIES, placement, bindings)
+        self.principal_id = interfaces.principal_id
         if spec.extended_query_tags:
             # After the service and its role assignments, the deployer's DICOM Data Owner among them.
             ExtendedQueryTags(
                 f"{spec.name}-extended-query-tags",
                 url=data_url,
                 tags=[tag.definition() for tag in spec.extended_query_tags],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service, *self.role_assignments]),
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.service, *interfaces.role_assignments]),
             )
         self.register_outputs({"id": self.id, "url": self.url, "principalId": self.principal_id})

@@ -9,7 +9,7 @@ from hdsctl.components.dicom import DicomServiceComponent
 from hdsctl.components.fhir import FhirServiceComponent
 from hdsctl.components.private_link import WorkspacePrivateLink
 from hdsctl.components.public_access import DICOM, FHIR, WORKSPACE, PublicNetworkAccess
-from hdsctl.components.shared import Binding, client_config
+from hdsctl.components.shared import Binding, Placement, client_config
 from hdsctl.components.workspace import HealthWorkspace
 from hdsctl.spec.load import Environment
 from hdsctl.spec.references import WORKSPACE_SCOPE
@@ -60,27 +60,26 @@ class ImagingEnvironment(pulumi.ComponentResource):
             subscription_id=client.subscription_id,
             opts=child,
         )
-        common = {
-            "workspace": self.workspace.name,
-            "resource_group_name": self.resource_group_name,
-            "location": spec.location,
-            "tags": tags,
-            "protect": spec.protected,
-            "diagnostics": spec.diagnostics,
-            "subscription_id": client.subscription_id,
-            "opts": child,
-        }
+        placement = Placement(
+            workspace=self.workspace.name,
+            resource_group_name=self.resource_group_name,
+            location=spec.location,
+            tags=tags,
+            protect=spec.protected,
+            diagnostics=spec.diagnostics,
+            subscription_id=client.subscription_id,
+        )
         self.dicom = {
             service.name: DicomServiceComponent(
-                service, data_url=env.dicom_url(service.name),
-                bindings=bindings.get(service.name, []), **common,
+                service, placement=placement, data_url=env.dicom_url(service.name),
+                bindings=bindings.get(service.name, []), opts=child,
             )
             for service in spec.dicom_services
         }
         self.fhir = {
             service.name: FhirServiceComponent(
-                service, url=env.fhir_url(service.name), tenant_id=tenant_id,
-                bindings=bindings.get(service.name, []), **common,
+                service, placement=placement, url=env.fhir_url(service.name), tenant_id=tenant_id,
+                bindings=bindings.get(service.name, []), opts=child,
             )
             for service in spec.fhir_services
         }

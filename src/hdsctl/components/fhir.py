@@ -9,13 +9,13 @@ from hdsctl import naming
 from hdsctl.components.dicom import SERVICE_TIMEOUTS
 from hdsctl.components.shared import (
     Binding,
-    assign_roles,
+    Placement,
+    attach_interfaces,
     cors_args,
-    diagnostic_setting,
     encryption_args,
     identity_args,
 )
-from hdsctl.spec.model import Diagnostics, FhirService
+from hdsctl.spec.model import FhirService
 
 FHIR_LOG_CATEGORIES = ("AuditLogs",)
 
@@ -25,16 +25,10 @@ class FhirServiceComponent(pulumi.ComponentResource):
         self,
         spec: FhirService,
         *,
-        workspace: pulumi.Input[str],
-        resource_group_name: pulumi.Input[str],
-        location: str,
-        tags: dict[str, str],
+        placement: Placement,
         url: str,
         tenant_id: pulumi.Input[str],
-        protect: bool,
-        diagnostics: Diagnostics | None,
         bindings: list[Binding],
-        subscription_id: pulumi.Output[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:FhirService", spec.name, None, opts)
@@ -46,10 +40,10 @@ class FhirServiceComponent(pulumi.ComponentResource):
         self.service = healthcareapis.FhirService(
             spec.name,
             fhir_service_name=spec.name,
-            workspace_name=workspace,
-            resource_group_name=resource_group_name,
-            location=location,
-            tags=tags,
+            workspace_name=placement.workspace,
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            tags=placement.tags,
             kind=spec.kind,
             authentication_configuration={
                 "authority": authority,
@@ -94,14 +88,10 @@ class FhirServiceComponent(pulumi.ComponentResource):
             implementation_guides_configuration={"us_core_missing_data": spec.us_core_missing_data}
             if spec.us_core_missing_data is not None else None,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=protect, custom_timeouts=SERVICE_TIMEOUTS
+                parent=self, protect=placement.protect, custom_timeouts=SERVICE_TIMEOUTS
             ),
         )
         self.id = self.service.id
-        self.principal_id = self.service.identity.apply(
-            lambda identity: identity.principal_id if identity else None
-        )
-        if diagnostics is not None:
-            diagnostic_setting(self, spec.name, self.id, FHIR_LOG_CATEGORIES, diagnostics)
-        self.role_assignments = assign_roles(self, spec.name, self.id, bindings, subscription_id)
+        interfaces = attach_interfaces(self, spec.name, self.service, FHIR_LOG_CATEGORIES, placement, bindings)
+        self.principal_id = interfaces.principal_id
         self.register_outputs({"id": self.id, "url": self.url, "principalId": self.principal_id})

@@ -24,6 +24,42 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where every data service of an environment goes, and how it is guarded."""
+
+    workspace: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+    location: str
+    tags: dict[str, str]
+    protect: bool
+    diagnostics: Diagnostics | None
+    subscription_id: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class ServiceInterfaces:
+    principal_id: pulumi.Output[str | None]
+    role_assignments: list
+
+
+def attach_interfaces(
+    component: pulumi.Resource,
+    label: str,
+    service,
+    log_categories: tuple[str, ...],
+    placement: Placement,
+    bindings: list[Binding],
+) -> ServiceInterfaces:
+    """What every DICOM and FHIR service gets alike: identity output, audit logs, role assignments."""
+    if placement.diagnostics is not None:
+        diagnostic_setting(component, label, service.id, log_categories, placement.diagnostics)
+    return ServiceInterfaces(
+        principal_id=service.identity.apply(lambda identity: identity.principal_id if identity else None),
+        role_assignments=assign_roles(component, label, service.id, bindings, placement.subscription_id),
+    )
+
+
+@dataclass(frozen=True)
 class ClientConfig:
     subscription_id: pulumi.Output[str]
     tenant_id: pulumi.Output[str]
