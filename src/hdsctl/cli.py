@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
     tag_commands.add_arguments(commands)
     tag_commands.add_emulator_arguments(commands)
+
+    from hdsctl.audit import commands as audit_commands
+
+    audit_commands.add_arguments(commands)
     return parser
 
 

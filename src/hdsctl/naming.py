@@ -48,6 +48,16 @@ def role_assignment_name(scope_id: str, principal_id: str, role_guid: str) -> st
     return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, key))
 
 
+def workspace_id(subscription_id: str, resource_group: str, workspace: str) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.HealthcareApis/workspaces/{workspace}")
+
+
+def service_id(subscription_id: str, resource_group: str, workspace: str, kind: str, service: str) -> str:
+    """`kind` is the ARM child type: dicomservices or fhirservices."""
+    return f"{workspace_id(subscription_id, resource_group, workspace)}/{kind}/{service}"
+
+
 def parent_vnet_id(subnet_id: str) -> str:
     """`.../virtualNetworks/vnet/subnets/snet` → `.../virtualNetworks/vnet`."""
     head, sep, _ = subnet_id.rpartition("/subnets/")

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import pulumi
 
-from hdsctl import roles
 from hdsctl.components.dicom import DicomServiceComponent
 from hdsctl.components.fhir import FhirServiceComponent
 from hdsctl.components.private_link import WorkspacePrivateLink
 from hdsctl.components.public_access import DICOM, FHIR, WORKSPACE, PublicNetworkAccess
-from hdsctl.components.shared import Binding, Placement, client_config
+from hdsctl.components.shared import Placement, client_config
 from hdsctl.components.workspace import HealthWorkspace
+from hdsctl.spec.access import bindings_by_scope
 from hdsctl.spec.load import Environment
 from hdsctl.spec.references import WORKSPACE_SCOPE
-
-
-def bindings_by_scope(env: Environment) -> dict[str, list[Binding]]:
-    """Role assignments of the spec, grouped by scope, with aliases resolved."""
-    grouped: dict[str, list[Binding]] = {}
-    for assignment in env.spec.role_assignments:
-        role = roles.role_by_name(assignment.role)
-        grouped.setdefault(assignment.scope, []).append(Binding(
-            role, assignment.principal, env.spec.principals[assignment.principal],
-            assignment.description,
-        ))
-    return grouped
 
 
 class ImagingEnvironment(pulumi.ComponentResource):

@@ -25,13 +25,12 @@ TARGET_KEYS = ("kind", "subscription_id", "resource_group_name", "workspace_name
 
 
 def resource_id(props: dict[str, Any]) -> str:
-    rid = (
-        f"/subscriptions/{props['subscription_id']}/resourceGroups/{props['resource_group_name']}"
-        f"/providers/Microsoft.HealthcareApis/workspaces/{props['workspace_name']}"
-    )
-    if props["kind"] != WORKSPACE:
-        rid += f"/{props['kind']}/{props['service_name']}"
-    return rid
+    from hdsctl import naming
+
+    place = (props["subscription_id"], props["resource_group_name"], props["workspace_name"])
+    if props["kind"] == WORKSPACE:
+        return naming.workspace_id(*place)
+    return naming.service_id(*place, props["kind"], props["service_name"])
 
 
 def _client(props: dict[str, Any]):

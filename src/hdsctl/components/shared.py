@@ -10,17 +10,8 @@ import pulumi
 from pulumi_azure_native import authorization, monitor
 
 from hdsctl import naming, roles
-from hdsctl.spec.model import Cors, CustomerManagedKey, Diagnostics, Identity, Principal
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A role granted to a principal, resolved from aliases to object ids."""
-
-    role: roles.BuiltinRole
-    alias: str
-    principal: Principal
-    description: str | None = None
+from hdsctl.spec.access import Binding
+from hdsctl.spec.model import Cors, CustomerManagedKey, Diagnostics, Identity
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,8 @@ class EnvironmentSpec(Model):
     location: Annotated[str, _matches(naming.LOCATION, "Azure location (e.g. westeurope)")]
     naming: Naming
     tenant_id: Guid | None = None
+    # Only read by tools that look at Azure from outside a deployment (the role audit).
+    subscription_id: Guid | None = None
     tags: dict[Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^<>%&\\?/]+$")],
                Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
     resource_group: ResourceGroup = Field(default_factory=ResourceGroup)

@@ -1,0 +1,86 @@
+"""`hdsctl audit roles` and `hdsctl audit matrix`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+
+SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
+
+
+class AuditUsageError(HdsctlError):
+    exit_code = EXIT_BAD_INPUT
+
+
+def add_arguments(commands) -> None:
+    audit = commands.add_parser("audit", help="role audit: actual against declared")
+    sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+
+    roles = sub.add_parser("roles", help="compare the role assignments in Azure with the stack file")
+    roles.add_argument("--stack", required=True)
+    roles.add_argument("--include-inherited", action="store_true",
+                       help="also list assignments inherited from the resource group and above")
+    roles.add_argument("--format", choices=("table", "json", "markdown", "html"), default="table")
+    roles.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    roles.add_argument("--subscription", help=f"subscription id (default: hdsctl:subscriptionId, "
+                                              f"then ${SUBSCRIPTION_ENV})")
+    roles.add_argument("--arm-url", help="Resource Manager endpoint (default: the stack's armEndpoint)")
+    roles.add_argument("--graph-url", default="https://graph.microsoft.com",
+                       help="Microsoft Graph endpoint for display names")
+    roles.add_argument("--no-names", action="store_true", help="do not ask Microsoft Graph for names")
+    roles.set_defaults(handler=run_roles)
+
+    matrix = sub.add_parser("matrix", help="offline: principal x role x scope across environments")
+    matrix.add_argument("--stacks", help="comma-separated environments (default: every stack)")
+    matrix.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    matrix.set_defaults(handler=run_matrix)
+
+
+def run_roles(args) -> int:
+    from hdsctl.audit import arm, compare, graph, report
+    from hdsctl.spec.access import bindings_by_scope, scopes
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    subscription = args.subscription or env.spec.subscription_id or os.environ.get(SUBSCRIPTION_ENV)
+    if not subscription:
+        raise AuditUsageError(f"no subscription for stack {env.name}: set hdsctl:subscriptionId in "
+                              f"{env.source}, pass --subscription, or set ${SUBSCRIPTION_ENV}")
+    audited = scopes(env, subscription)
+    client = arm.authorization_client(subscription, args.arm_url or env.spec.arm_endpoint)
+    try:
+        actual = arm.read_assignments(client, audited)
+        definitions = {a.role_definition_id for found in actual.values() for a in found}
+        role_info = arm.resolve_roles(client, definitions)
+    finally:
+        client.close()
+    findings = compare.compare(env.name, audited, bindings_by_scope(env), actual, role_info,
+                               include_inherited=args.include_inherited)
+    names = None if args.no_names else graph.display_names(
+        {f.principal_id.lower() for f in findings}, args.graph_url)
+    for finding in findings:
+        finding.display_name = (names or {}).get(finding.principal_id.lower())
+    result = report.AuditReport(env.name, env.spec.tier, subscription, audited, findings,
+                                names_resolved=names is not None, include_inherited=args.include_inherited)
+    text = report.render(result, args.format)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote the {args.format} report to {args.output} "
+              f"({'clean' if result.clean else 'findings need attention'})", file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK if result.clean else EXIT_FAILED
+
+
+def run_matrix(args) -> int:
+    from hdsctl.audit import matrix
+    from hdsctl.spec.load import list_stacks, load_environment, stack_file_path
+
+    names = [n.strip() for n in args.stacks.split(",") if n.strip()] if args.stacks else list_stacks(
+        args.stacks_dir)
+    environments = [load_environment(stack_file_path(name, args.stacks_dir)) for name in names]
+    print(matrix.render(matrix.build(environments), args.format))
+    return EXIT_OK
