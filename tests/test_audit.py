@@ -209,3 +209,15 @@ def test_matrix_shows_what_only_one_environment_grants(run_cli, write_stack):
     assert code == EXIT_OK
     line = next(line for line in out.splitlines() if "FHIR Data Exporter" in line)
     assert line.split()[-2:] == ["-", "ServicePrincipal"]
+
+
+def test_html_escapes_names_from_the_directory(audit, arm, prod_env, tmp_path):
+    seed_declared(arm, prod_env)
+    readers = prod_env.spec.principals["radiology-readers"].object_id
+    arm.names[readers] = "<script>alert(1)</script> Readers"
+    arm.assign(DICOM, roles.role_by_name("DICOM Data Owner").guid, INCIDENT_USER, "User", SUB, "incident")
+    target = tmp_path / "report.html"
+    audit("--format", "html", "--output", str(target))
+    html = target.read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; Readers" in html
+    assert "hdsctl:principals.&lt;alias&gt;" in html

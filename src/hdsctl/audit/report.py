@@ -61,10 +61,11 @@ def render(report: AuditReport, fmt: str) -> str:
         return json.dumps(report.to_json(), indent=2)
     if fmt == "table":
         return _table(report)
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment, PackageLoader
 
+    # Names come from Azure and Graph: HTML must escape them (the .j2 suffix hides the kind).
     templates = Environment(loader=PackageLoader("hdsctl.audit", "templates"),
-                            autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+                            autoescape=fmt == "html", trim_blocks=True, lstrip_blocks=True)
     name = {"markdown": "report.md.j2", "html": "report.html.j2"}[fmt]
     return templates.get_template(name).render(report=report, failing=FAILING)
 
