@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     from hdsctl.audit import commands as audit_commands
 
     audit_commands.add_arguments(commands)
+
+    from hdsctl.promotion import commands as promotion_commands
+
+    promotion_commands.add_arguments(commands)
     return parser
 
 

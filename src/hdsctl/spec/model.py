@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from hdsctl import naming
 from hdsctl.dicomtags import TagDefinition, TagRuleError, check_tag
+from hdsctl.naming import PUBLIC_ARM_ENDPOINT
 
 Tier = Literal["dev", "test", "prod"]
 Access = Literal["Enabled", "Disabled"]
@@ -64,12 +65,41 @@ ServiceName = Annotated[
     ),
 ]
 HttpsUrl = Annotated[str, Field(pattern=r"^https://[^\s/]+(/\S*)?$")]
+Location = Annotated[str, _matches(naming.LOCATION, "Azure location (e.g. westeurope)")]
 SubnetId = Annotated[str, _arm_id("Microsoft.Network/virtualNetworks", "subnets")]
 VnetId = Annotated[str, _arm_id("Microsoft.Network/virtualNetworks")]
 PrivateZoneId = Annotated[str, _arm_id("Microsoft.Network/privateDnsZones")]
 LogAnalyticsId = Annotated[str, _arm_id("Microsoft.OperationalInsights/workspaces")]
 StorageAccountId = Annotated[str, _arm_id("Microsoft.Storage/storageAccounts")]
 UserIdentityId = Annotated[str, _arm_id("Microsoft.ManagedIdentity/userAssignedIdentities")]
+
+
+# Promotion classes: what belongs to one environment, what is carried to the next, and what
+# identifies an item (a service) across environments. Promotion reads these and nothing else.
+ENVIRONMENT, PROMOTED, KEY = "environment", "promoted", "key"
+
+
+def _classified(promotion: str, default, kwargs):
+    if "default_factory" in kwargs:
+        return Field(json_schema_extra={"promotion": promotion}, **kwargs)
+    return Field(default, json_schema_extra={"promotion": promotion}, **kwargs)
+
+
+def env(default=None, **kwargs):
+    return _classified(ENVIRONMENT, default, kwargs)
+
+
+def promoted(default=None, **kwargs):
+    return _classified(PROMOTED, default, kwargs)
+
+
+def key():
+    return Field(json_schema_extra={"promotion": KEY})
+
+
+def promotion_class(model: type[BaseModel], name: str) -> str | None:
+    extra = model.model_fields[name].json_schema_extra
+    return extra.get("promotion") if isinstance(extra, dict) else None
 
 
 class Model(BaseModel):
@@ -144,17 +174,18 @@ class DicomStorage(Model):
 
 
 class DicomService(Model):
-    name: ServiceName
-    public_network_access: Access = "Enabled"
-    cors: Cors | None = None
-    identity: Identity | None = None
-    customer_managed_key: CustomerManagedKey | None = None
-    storage: DicomStorage | None = None
-    data_partitions: bool = False
-    extended_query_tags: list[ExtendedQueryTag] = Field(default_factory=list)
+    name: ServiceName = key()
+    public_network_access: Access = promoted("Enabled")
+    # CORS origins name each environment's own viewer hosts.
+    cors: Cors | None = env()
+    identity: Identity | None = env()
+    customer_managed_key: CustomerManagedKey | None = env()
+    storage: DicomStorage | None = env()
+    data_partitions: bool = promoted(False)
+    extended_query_tags: list[ExtendedQueryTag] = promoted(default_factory=list)
     # Data-plane base URL; defaults to the service's Azure URL. The local stack points it at
     # the local emulator.
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = None
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = env()
 
 
 class SmartApplication(Model):
@@ -198,23 +229,23 @@ class FhirVersionPolicy(Model):
 
 
 class FhirService(Model):
-    name: ServiceName
-    kind: Literal["fhir-R4", "fhir-Stu3"] = "fhir-R4"
-    public_network_access: Access = "Enabled"
+    name: ServiceName = key()
+    kind: Literal["fhir-R4", "fhir-Stu3"] = promoted("fhir-R4")
+    public_network_access: Access = promoted("Enabled")
     # Default: the environment's Entra tenant, https://login.microsoftonline.com/<tenantId>.
-    authority: HttpsUrl | None = None
+    authority: HttpsUrl | None = env()
     # Default: the service's own URL.
-    audience: HttpsUrl | None = None
-    smart_proxy_enabled: bool = False
-    smart_identity_providers: list[SmartIdentityProvider] = Field(default_factory=list)
-    cors: Cors | None = None
-    export: FhirExport | None = None
-    import_: FhirImport | None = Field(default=None, alias="import")
-    acr: FhirAcr | None = None
-    version_policy: FhirVersionPolicy | None = None
-    us_core_missing_data: bool | None = None
-    identity: Identity | None = None
-    customer_managed_key: CustomerManagedKey | None = None
+    audience: HttpsUrl | None = env()
+    smart_proxy_enabled: bool = promoted(False)
+    smart_identity_providers: list[SmartIdentityProvider] = env(default_factory=list)
+    cors: Cors | None = env()
+    export: FhirExport | None = env()
+    import_: FhirImport | None = env(alias="import")
+    acr: FhirAcr | None = env()
+    version_policy: FhirVersionPolicy | None = promoted()
+    us_core_missing_data: bool | None = promoted()
+    identity: Identity | None = env()
+    customer_managed_key: CustomerManagedKey | None = env()
 
 
 class Principal(Model):
@@ -248,8 +279,8 @@ class ResourceGroup(Model):
 
 
 class Workspace(Model):
-    name: WorkspaceName | None = None
-    public_network_access: Access = "Enabled"
+    name: WorkspaceName | None = env()
+    public_network_access: Access = promoted("Enabled")
 
 
 class DnsZones(Model):
@@ -282,26 +313,28 @@ class Diagnostics(Model):
 
 
 class EnvironmentSpec(Model):
-    tier: Tier
-    location: Annotated[str, _matches(naming.LOCATION, "Azure location (e.g. westeurope)")]
-    naming: Naming
-    tenant_id: Guid | None = None
+    tier: Tier = env(...)
+    location: Location = env(...)
+    naming: Naming = env(...)
+    tenant_id: Guid | None = env()
     # Only read by tools that look at Azure from outside a deployment (the role audit).
-    subscription_id: Guid | None = None
+    subscription_id: Guid | None = env()
     tags: dict[Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^<>%&\\?/]+$")],
-               Annotated[str, Field(max_length=256)]] = Field(default_factory=dict)
-    resource_group: ResourceGroup = Field(default_factory=ResourceGroup)
-    workspace: Workspace = Field(default_factory=Workspace)
-    dicom_services: list[DicomService] = Field(default_factory=list)
-    fhir_services: list[FhirService] = Field(default_factory=list)
-    principals: dict[str, Principal] = Field(default_factory=dict)
-    role_assignments: list[RoleAssignment] = Field(default_factory=list)
-    private_networking: PrivateNetworking | None = None
-    diagnostics: Diagnostics | None = None
+               Annotated[str, Field(max_length=256)]] = env(default_factory=dict)
+    resource_group: ResourceGroup = env(default_factory=ResourceGroup)
+    # Mixed: its name belongs to the environment, its network access is promoted.
+    workspace: Workspace = promoted(default_factory=Workspace)
+    dicom_services: list[DicomService] = promoted(default_factory=list)
+    fhir_services: list[FhirService] = promoted(default_factory=list)
+    # Aliases map to each environment's own identities; bindings refer to aliases.
+    principals: dict[str, Principal] = env(default_factory=dict)
+    role_assignments: list[RoleAssignment] = promoted(default_factory=list)
+    private_networking: PrivateNetworking | None = env()
+    diagnostics: Diagnostics | None = env()
     # Defaults follow the tier: on in prod, off elsewhere.
-    lock: bool | None = None
-    protect_data: bool | None = None
-    arm_endpoint: HttpsUrl = naming.PUBLIC_ARM_ENDPOINT
+    lock: bool | None = env()
+    protect_data: bool | None = env()
+    arm_endpoint: HttpsUrl = env(PUBLIC_ARM_ENDPOINT)
 
     @property
     def locked(self) -> bool:

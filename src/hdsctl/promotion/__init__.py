@@ -1,0 +1,1 @@
+"""Promotion: carry the promotable parts of one environment to the next, as a reviewed diff."""

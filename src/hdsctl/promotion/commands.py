@@ -1,0 +1,107 @@
+"""`hdsctl diff`, `hdsctl promote` and `hdsctl ci init`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+
+
+class PromotionUsageError(HdsctlError):
+    exit_code = EXIT_BAD_INPUT
+
+
+def add_arguments(commands) -> None:
+    diff = commands.add_parser("diff", help="semantic difference of two environments' promotable parts")
+    diff.add_argument("env_a")
+    diff.add_argument("env_b")
+    diff.add_argument("--json", action="store_true")
+    diff.set_defaults(handler=run_diff)
+
+    promote = commands.add_parser("promote", help="carry promotable parts from one environment to the next")
+    promote.add_argument("--from", dest="source", required=True, help="environment to promote from")
+    promote.add_argument("--to", dest="target", required=True, help="environment to promote to")
+    promote.add_argument("--only", help="comma-separated subset of: services, tags, roles (default: all)")
+    promote.add_argument("--write", action="store_true",
+                         help="rewrite the target stack file (keeps its comments and secure: values)")
+    promote.add_argument("--json", action="store_true")
+    promote.set_defaults(handler=run_promote)
+
+    ci = commands.add_parser("ci", help="continuous integration")
+    ci_sub = ci.add_subparsers(dest="ci_command", metavar="ACTION", required=True)
+    init = ci_sub.add_parser("init", help="render pipeline definitions for the stacks present")
+    init.add_argument("--provider", choices=("github", "azure-devops"), required=True)
+    init.add_argument("--output", type=Path, default=Path("."), help="repository root to write into")
+    init.set_defaults(handler=run_ci_init)
+
+
+def run_diff(args) -> int:
+    from hdsctl.promotion.diff import semantic_diff
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    a = load_environment(stack_file_path(args.env_a, args.stacks_dir))
+    b = load_environment(stack_file_path(args.env_b, args.stacks_dir))
+    changes = semantic_diff(a.spec, b.spec)
+    if args.json:
+        print(json.dumps({"from": a.name, "to": b.name, "changes": [c.to_json() for c in changes]}, indent=2))
+    elif not changes:
+        print(f"{a.name} and {b.name} do not differ in promotable parts (services, tags, bindings)")
+    else:
+        print(f"From {a.name} to {b.name} ({len(changes)} promotable difference(s)):")
+        print("\n".join(str(c) for c in changes))
+    return EXIT_OK
+
+
+def run_promote(args) -> int:
+    from hdsctl.promotion.promote import AREAS, plan_promotion
+    from hdsctl.spec.load import stack_file_path
+
+    areas = AREAS if not args.only else tuple(a.strip() for a in args.only.split(",") if a.strip())
+    unknown = sorted(set(areas) - set(AREAS))
+    if unknown or not areas:
+        raise PromotionUsageError(f"--only takes {', '.join(AREAS)}; got {args.only!r}")
+    if args.source == args.target:
+        raise PromotionUsageError("--from and --to name the same environment")
+    target_path = stack_file_path(args.target, args.stacks_dir)
+    promotion = plan_promotion(stack_file_path(args.source, args.stacks_dir), target_path, areas)
+    if args.json:
+        print(json.dumps(promotion.to_json(), indent=2))
+    else:
+        _print(promotion)
+    if not promotion.accepted:
+        return EXIT_FAILED
+    if args.write and promotion.changes:
+        target_path.write_text(promotion.text, encoding="utf-8")
+        print(f"wrote {target_path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print(promotion) -> None:
+    head = f"Promotion {promotion.source.name} → {promotion.target.name} ({', '.join(promotion.areas)})"
+    if not promotion.changes and not promotion.refusals:
+        print(f"{head}: nothing to promote")
+    else:
+        print(f"{head}: {len(promotion.changes)} change(s)")
+        print("\n".join(str(c) for c in promotion.changes))
+    for note in promotion.notes:
+        print(f"  note: {note}")
+    if promotion.refusals:
+        print("REFUSED:")
+        print("\n".join(f"  - {reason}" for reason in promotion.refusals))
+
+
+def run_ci_init(args) -> int:
+    from hdsctl.promotion.ci import render_pipelines
+    from hdsctl.spec.load import list_stacks, load_environment, stack_file_path
+
+    environments = [load_environment(stack_file_path(n, args.stacks_dir)) for n in list_stacks(args.stacks_dir)]
+    if not environments:
+        raise PromotionUsageError(f"no stacks in {args.stacks_dir}")
+    for relative, text in render_pipelines(args.provider, environments).items():
+        target = args.output / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        print(f"wrote {target}")
+    return EXIT_OK
