@@ -257,6 +257,7 @@ def test_extended_query_tags_run_after_the_service_and_its_role_assignments(max_
                                     "private_creator": "", "query_enabled": True}
     assert declared["00091001"]["private_creator"] == "ACME 1.1"
     assert declared["00181030"]["level"] == "Series"  # given as 'series' in the stack file
+    assert declared["00100040"]["query_enabled"] is False
     assert f"{DICOM}::dicom-main" in tags.depends_on
     assert f"{ROLE}::dicom-main-router-dicom-data-owner" in tags.depends_on
     # No tags declared on dicom-research: no resource for it.
