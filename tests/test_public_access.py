@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
-import pulumi.dynamic
 import pytest
 from support.arm_healthcare import ArmState, make_handler
 from support.https import HttpsServer
+from support.pulumi_servicer import create_through_servicer
 
 from hdsctl.components.public_access import (
     DICOM,
@@ -148,38 +145,11 @@ def test_delete_leaves_azure_untouched(arm):
     assert arm.requests == []
 
 
-def _servicer_class():
-    """Pulumi's own dynamic provider servicer, loaded without starting its server."""
-    path = Path(pulumi.dynamic.__file__).parent / "__main__.py"
-    source = path.read_text().rstrip()
-    assert source.endswith("main()")
-    namespace = {"__name__": "pulumi_dynamic_servicer"}
-    exec(compile(source[: -len("main()")], str(path), "exec"), namespace)
-    return namespace["DynamicResourceProviderServicer"]
-
-
-class _Context:
-    def abort(self, code, details):
-        raise AssertionError(f"provider failed: {code}: {details}")
-
-
 def test_through_pulumis_dynamic_provider_servicer(arm):
-    from pulumi.dynamic.dynamic import serialize_provider
-    from pulumi.runtime import rpc
-    from pulumi.runtime.proto import provider_pb2
-
-    servicer = _servicer_class()()
-    pickled = serialize_provider(PublicNetworkAccessProvider())
-    inputs = {**props(arm, FHIR, "clinical"), "__provider": pickled}
-    loop = asyncio.new_event_loop()
-    try:
-        request = provider_pb2.CreateRequest(
-            urn="urn:pulumi:prod::hdsctl::pulumi-python:dynamic:Resource::clinical-public-network-access",
-            properties=loop.run_until_complete(rpc.serialize_properties(inputs, {})))
-    finally:
-        loop.close()
-    response = servicer.Create(request, _Context())
-    outs = rpc.deserialize_properties(response.properties)
-    assert response.id == f"{resource_id(inputs)}/publicNetworkAccess"
+    inputs = props(arm, FHIR, "clinical")
+    resource, outs = create_through_servicer(
+        PublicNetworkAccessProvider(), inputs,
+        "urn:pulumi:prod::hdsctl::pulumi-python:dynamic/hdsctl:PublicNetworkAccess::clinical-public-network-access")
+    assert resource == f"{resource_id(inputs)}/publicNetworkAccess"
     assert outs["actual"] == "Disabled"
     assert stored(arm, f"{BASE}/fhirservices/clinical")["properties"]["publicNetworkAccess"] == "Disabled"

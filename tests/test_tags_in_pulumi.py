@@ -3,10 +3,8 @@ directly and through Pulumi's dynamic provider servicer (which proves it pickles
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from test_public_access import _Context, _servicer_class
+from support.pulumi_servicer import create_through_servicer
 
 from hdsctl.components.extended_query_tags import ExtendedQueryTagsProvider, tags_input
 from hdsctl.dicomtags import check_tag
@@ -87,20 +85,8 @@ def test_read_reports_what_the_service_holds(emulator):
 
 
 def test_through_pulumis_dynamic_provider_servicer(emulator):
-    from pulumi.dynamic.dynamic import serialize_provider
-    from pulumi.runtime import rpc
-    from pulumi.runtime.proto import provider_pb2
-
-    servicer = _servicer_class()()
-    inputs = {**props(emulator), "__provider": serialize_provider(ExtendedQueryTagsProvider())}
-    loop = asyncio.new_event_loop()
-    try:
-        request = provider_pb2.CreateRequest(
-            urn="urn:pulumi:local::hdsctl::pulumi-python:dynamic/hdsctl:ExtendedQueryTags::radiology-tags",
-            properties=loop.run_until_complete(rpc.serialize_properties(inputs, {})))
-    finally:
-        loop.close()
-    response = servicer.Create(request, _Context())
-    outs = rpc.deserialize_properties(response.properties)
+    _, outs = create_through_servicer(
+        ExtendedQueryTagsProvider(), props(emulator),
+        "urn:pulumi:local::hdsctl::pulumi-python:dynamic/hdsctl:ExtendedQueryTags::radiology-tags")
     assert outs["state"]["00081010"]["status"] == "ready"
     assert set(emulator.store.tags) == {"00180015", "00081010"}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from support.https import JsonHandler
 
 LIST_SUFFIX = "/providers/microsoft.authorization/roleassignments"
 DEFINITION = "/providers/microsoft.authorization/roledefinitions/"
@@ -51,20 +52,7 @@ class AuthorizationState:
 
 
 def make_handler(state: AuthorizationState):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, body=None, headers=None):
-            payload = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JsonHandler):
         def _record(self):
             parts = urlsplit(self.path)
             with state.lock:
@@ -78,7 +66,7 @@ def make_handler(state: AuthorizationState):
         def do_GET(self):
             parts, throttle = self._record()
             if throttle:
-                return self._send(429, {"error": {"code": "TooManyRequests", "message": "slow down"}},
+                return self.send_json(429, {"error": {"code": "TooManyRequests", "message": "slow down"}},
                                   {"Retry-After": "0.01"})
             path = parts.path
             if path.lower().endswith(LIST_SUFFIX):
@@ -87,22 +75,23 @@ def make_handler(state: AuthorizationState):
                 guid = path.rsplit("/", 1)[-1].lower()
                 definition = state.definitions.get(guid)
                 if definition is None:
-                    return self._send(404, {"error": {"code": "RoleDefinitionDoesNotExist", "message": guid}})
-                return self._send(200, {
+                    error = {"code": "RoleDefinitionDoesNotExist", "message": guid}
+                    return self.send_json(404, {"error": error})
+                return self.send_json(200, {
                     "id": path, "name": guid, "type": "Microsoft.Authorization/roleDefinitions",
                     "properties": {"roleName": definition["roleName"], "type": "CustomRole",
                                    "permissions": [{"actions": definition["actions"], "notActions": []}],
                                    "assignableScopes": ["/"]}})
-            return self._send(404, {"error": {"code": "NotFound", "message": path}})
+            return self.send_json(404, {"error": {"code": "NotFound", "message": path}})
 
         def _list(self, scope: str, query: dict):
             if scope.lower() in {s.lower() for s in state.denied_scopes}:
-                return self._send(403, {"error": {"code": "AuthorizationFailed", "message":
+                return self.send_json(403, {"error": {"code": "AuthorizationFailed", "message":
                                                   f"The client does not have authorization to perform action "
                                                   f"'Microsoft.Authorization/roleAssignments/read' over scope "
                                                   f"'{scope}'."}})
             if query.get("$filter") != ["atScope()"]:
-                return self._send(400, {"error": {"code": "BadRequest", "message": "expected atScope()"}})
+                return self.send_json(400, {"error": {"code": "BadRequest", "message": "expected atScope()"}})
             wanted = scope.lower()
             applying = [a for a in state.assignments
                         if wanted == a["properties"]["scope"].lower()
@@ -115,16 +104,16 @@ def make_handler(state: AuthorizationState):
                               "$filter": "atScope()", "$skipToken": str(start + state.page_size)}
                 body["nextLink"] = (f"{state.url}{scope}/providers/Microsoft.Authorization/roleAssignments"
                                     f"?{urlencode(next_query)}")
-            return self._send(200, body)
+            return self.send_json(200, body)
 
         def do_POST(self):
             parts, _ = self._record()
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             if parts.path == "/v1.0/directoryObjects/getByIds":
                 if state.graph_denied:
-                    return self._send(403, {"error": {"code": "Authorization_RequestDenied"}})
-                return self._send(200, {"value": [{"id": i, "displayName": state.names[i]}
+                    return self.send_json(403, {"error": {"code": "Authorization_RequestDenied"}})
+                return self.send_json(200, {"value": [{"id": i, "displayName": state.names[i]}
                                                   for i in body.get("ids", []) if i in state.names]})
-            return self._send(404, {"error": {"code": "NotFound"}})
+            return self.send_json(404, {"error": {"code": "NotFound"}})
 
     return Handler

@@ -13,9 +13,10 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from support.https import JsonHandler
 
 RESOURCE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -54,20 +55,7 @@ class ArmState:
 
 
 def make_handler(state: ArmState, base_url_holder: list[str]):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, body: Any = None, headers: dict | None = None):
-            payload = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
+    class Handler(JsonHandler):
         def _record(self, body):
             with state.lock:
                 state.requests.append(Recorded(
@@ -80,23 +68,23 @@ def make_handler(state: ArmState, base_url_holder: list[str]):
                 with state.lock:
                     state.operations[match["id"]] += 1
                     done = state.operations[match["id"]] > state.polls_before_done
-                return self._send(200, {"status": "Succeeded" if done else "InProgress"},
+                return self.send_json(200, {"status": "Succeeded" if done else "InProgress"},
                                   {"Retry-After": RETRY_AFTER})
             resource = state.resources.get(path.lower())
             if resource is None:
-                return self._send(404, {"error": {"code": "ResourceNotFound",
+                return self.send_json(404, {"error": {"code": "ResourceNotFound",
                                                   "message": f"{path} was not found"}})
-            return self._send(200, resource)
+            return self.send_json(200, resource)
 
         def do_PUT(self):
             path = urlsplit(self.path).path
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             self._record(body)
             if not RESOURCE.match(path):
-                return self._send(400, {"error": {"code": "InvalidResource", "message": path}})
+                return self.send_json(400, {"error": {"code": "InvalidResource", "message": path}})
             leaked = READ_ONLY & set(body.get("properties", {}))
             if leaked:
-                return self._send(400, {"error": {"code": "BadRequest",
+                return self.send_json(400, {"error": {"code": "BadRequest",
                                                   "message": f"read-only properties sent: {leaked}"}})
             with state.lock:
                 previous = state.resources.get(path.lower(), {})
@@ -107,7 +95,7 @@ def make_handler(state: ArmState, base_url_holder: list[str]):
                 operation = uuid.uuid4().hex
                 state.operations[operation] = 0
             stored["properties"]["provisioningState"] = "Succeeded"
-            return self._send(201, {**stored, "properties": {**properties}}, {
+            return self.send_json(201, {**stored, "properties": {**properties}}, {
                 "Azure-AsyncOperation": f"{base_url_holder[0]}/operations/{operation}",
                 "Retry-After": RETRY_AFTER,
             })

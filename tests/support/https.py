@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +38,23 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     return cert_path, key_path
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Base for stand-ins: quiet, and answers JSON the way Azure's REST APIs do."""
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, status: int, body=None, headers: dict | None = None) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 class HttpsServer:
