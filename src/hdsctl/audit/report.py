@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from hdsctl.audit.compare import CATEGORIES, FAILING, Finding
 from hdsctl.spec.access import Scope
 
-FORMATS = ("table", "json", "markdown", "html")
-
 
 @dataclass
 class AuditReport:

@@ -139,10 +139,6 @@ class Identity(Model):
             raise ValueError(f"identity type {self.type} takes no userAssignedIdentities")
         return self
 
-    @property
-    def system_assigned(self) -> bool:
-        return "SystemAssigned" in self.type
-
 
 class CustomerManagedKey(Model):
     key_url: HttpsUrl
