@@ -202,6 +202,13 @@ def test_the_emulator_command_serves_and_stops(tmp_path):
         process.wait(10)
 
 
+def test_emulator_on_a_taken_port_says_so(run_cli):
+    with Emulator(instances=1) as taken:
+        port = taken.url.rsplit(":", 1)[1]
+        code, _, err = run_cli("emulator", "--port", port)
+    assert code == 3 and f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
 def test_bearer_token_over_https_and_never_in_output(tmp_path, monkeypatch, run_cli, write_stack):
     from conftest import STACKS, load_yaml
 

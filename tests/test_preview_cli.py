@@ -86,3 +86,15 @@ def test_no_command_prints_usage_and_fails(run_cli):
     code, out, _ = run_cli()
     assert code == EXIT_BAD_INPUT
     assert "usage: hdsctl" in out
+
+
+def test_unwritable_json_path_is_a_message_not_a_traceback(run_cli, tmp_path):
+    target = tmp_path / "no" / "plan.json"
+    code, _, err = run_cli(*preview_args(STACKS, "--stack", "local", "--json", str(target)))
+    assert code == 1 and "No such file or directory" in err and "Traceback" not in err
+
+
+def test_missing_program_is_bad_input(run_cli, tmp_path):
+    code, _, err = run_cli("--stacks-dir", str(STACKS), "preview", "--stack", "dev",
+                           "--program", str(tmp_path / "missing.py"))
+    assert code == EXIT_BAD_INPUT and "the Pulumi program is not there" in err

@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     except HdsctlError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a path that cannot be written, a port already taken
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_FAILED
@@ -111,6 +115,11 @@ def _preview(args) -> int:
     from hdsctl.preview import run_preview
     from hdsctl.render import render_plan
 
+    if not args.program.is_file():
+        from hdsctl.errors import SpecProblem
+
+        raise SpecError(str(args.program), [SpecProblem("", "the Pulumi program is not there; run "
+                                                            "hdsctl from the repository root")])
     with_policy = args.policy or bool(args.sarif)
     documents, reports, failed = [], [], 0
     for path in _selected_stack_files(args):

@@ -164,8 +164,12 @@ def run_emulator(args) -> int:
 
     if not is_loopback(args.host):
         raise UsageError(f"the emulator has no authentication: bind it to loopback, not {args.host}")
-    emulator = Emulator(args.host, args.port, instances=args.instances, seed=args.seed,
-                        knobs=Knobs(instances_per_second=args.instances_per_second))
+    try:
+        emulator = Emulator(args.host, args.port, instances=args.instances, seed=args.seed,
+                            knobs=Knobs(instances_per_second=args.instances_per_second))
+    except OSError as err:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}; "
+                         "pick another --port (0 takes a free one)") from None
     emulator.start()
     print(f"DICOM emulator listening on {emulator.url} ({args.instances} synthetic instances); "
           "Ctrl-C stops it", flush=True)
