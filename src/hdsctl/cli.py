@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+# The command modules import only the standard library at the top; their work is imported
+# when a command runs.
+from hdsctl.audit import commands as audit_commands
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+from hdsctl.promotion import commands as promotion_commands
+from hdsctl.tags import commands as tag_commands
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,17 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="write policy findings as SARIF 2.1.0 (implies --policy)")
     preview.set_defaults(handler=_preview)
 
-    from hdsctl.tags import commands as tag_commands
-
     tag_commands.add_arguments(commands)
     tag_commands.add_emulator_arguments(commands)
-
-    from hdsctl.audit import commands as audit_commands
-
     audit_commands.add_arguments(commands)
-
-    from hdsctl.promotion import commands as promotion_commands
-
     promotion_commands.add_arguments(commands)
     return parser
 
