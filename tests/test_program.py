@@ -260,5 +260,6 @@ def test_extended_query_tags_run_after_the_service_and_its_role_assignments(max_
     assert declared["00100040"]["query_enabled"] is False
     assert f"{DICOM}::dicom-main" in tags.depends_on
     assert f"{ROLE}::dicom-main-router-dicom-data-owner" in tags.depends_on
+    assert f"{ROLE}::maxhws-readers-dicom-data-reader" in tags.depends_on  # granted on the workspace
     # No tags declared on dicom-research: no resource for it.
     assert all(r.parent != "hdsctl:health:DicomService::dicom-research" for r in of_type(max_plan, TAGS))

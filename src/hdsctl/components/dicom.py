@@ -30,6 +30,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
         placement: Placement,
         data_url: str,
         bindings: list[Binding],
+        workspace_grants: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
@@ -63,12 +64,14 @@ class DicomServiceComponent(pulumi.ComponentResource):
         interfaces = attach_interfaces(self, spec.name, self.service, DICOM_LOG_CATEGORIES, placement, bindings)
         self.principal_id = interfaces.principal_id
         if spec.extended_query_tags:
-            # After the service and its role assignments, the deployer's DICOM Data Owner among them.
+            # After the service and every grant that reaches it (the deployer's DICOM Data Owner
+            # may sit on the service or on the workspace).
             ExtendedQueryTags(
                 f"{spec.name}-extended-query-tags",
                 url=data_url,
                 tags=[tag.definition() for tag in spec.extended_query_tags],
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.service, *interfaces.role_assignments]),
+                    parent=self,
+                    depends_on=[self.service, *interfaces.role_assignments, *workspace_grants]),
             )
         self.register_outputs({"id": self.id, "url": self.url, "principalId": self.principal_id})
