@@ -8,6 +8,7 @@ default cannot be added.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -98,6 +99,7 @@ def _keyword_hint(text: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked again by validation, plans and programs
 def check_tag(path: str, level: str, vr: str | None = None,
               private_creator: str | None = None, query_enabled: bool = True) -> TagDefinition:
     """Validate one declared tag and return it normalized as the service stores it."""

@@ -70,10 +70,10 @@ class Plan:
 
 def run_preview(stack_path: Path, program: Path = PROGRAM) -> Plan:
     """Validate the stack file, then run the program against it in-process."""
-    from hdsctl.spec.load import load_environment
+    from hdsctl.spec.load import environment_from_stack_file
 
-    environment = load_environment(stack_path)  # clear errors before any Pulumi machinery
     stack_file = read_stack_file(stack_path)
+    environment = environment_from_stack_file(stack_file)  # clear errors before any Pulumi machinery
     plan = Plan(stack=environment.name, source=str(stack_path), tier=environment.spec.tier)
     _run_under_mocks(stack_file, program, plan, environment.spec.tenant_id or OFFLINE_TENANT)
     return plan

@@ -121,7 +121,11 @@ def read_stack_file(path: Path) -> StackFile:
 
 
 def load_environment(path: Path) -> Environment:
-    stack_file = read_stack_file(path)
+    return environment_from_stack_file(read_stack_file(path))
+
+
+def environment_from_stack_file(stack_file: StackFile) -> Environment:
+    path = stack_file.path
     secret_problems = [
         SpecProblem(key, "is a secure: value; the environment spec holds no secrets, so keep "
                          "this value outside the hdsctl: namespace")
