@@ -14,6 +14,10 @@ LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 
+# ARM child resource types under a Health Data Services workspace.
+DICOM_CHILD_TYPE = "dicomservices"
+FHIR_CHILD_TYPE = "fhirservices"
+
 # A fixed namespace so the same (scope, principal, role) gives the same name on every run,
 # on every machine: re-running `pulumi up` never creates a second assignment.
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("7d0a9a53-4b59-4c4d-9a8e-2f1d3f6a1c55")

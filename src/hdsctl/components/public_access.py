@@ -16,9 +16,10 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
+from hdsctl.naming import DICOM_CHILD_TYPE as DICOM
+from hdsctl.naming import FHIR_CHILD_TYPE as FHIR
+
 WORKSPACE = "workspace"
-DICOM = "dicomservices"
-FHIR = "fhirservices"
 
 # The inputs that name the target; a change there is a new resource, not an update.
 TARGET_KEYS = ("kind", "subscription_id", "resource_group_name", "workspace_name", "service_name")

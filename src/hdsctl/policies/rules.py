@@ -48,7 +48,7 @@ ENTRA_AUTHORITY = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/?$"
 )
 SERVICE_NAME_KEY = {WORKSPACE: "workspaceName", DICOM: "dicomServiceName", FHIR: "fhirServiceName"}
-PUBLIC_ACCESS_KIND = {WORKSPACE: "workspace", DICOM: "dicomservices", FHIR: "fhirservices"}
+PUBLIC_ACCESS_KIND = {WORKSPACE: "workspace", DICOM: naming.DICOM_CHILD_TYPE, FHIR: naming.FHIR_CHILD_TYPE}
 
 
 def _known(read: Callable[[], Any]) -> Any:

@@ -42,7 +42,7 @@ class Scope:
     id: str
 
 
-ARM_CHILD_TYPE = {roles.DICOM: "dicomservices", roles.FHIR: "fhirservices"}
+ARM_CHILD_TYPE = {roles.DICOM: naming.DICOM_CHILD_TYPE, roles.FHIR: naming.FHIR_CHILD_TYPE}
 
 
 def scopes(env, subscription_id: str) -> list[Scope]:
