@@ -29,17 +29,18 @@ from azure.core.rest import HttpRequest, HttpResponse
 
 from hdsctl import __version__
 from hdsctl.dicom import errors
-from hdsctl.dicom.models import ObservedTag, OperationState, TagError, operation_id_from_url
+from hdsctl.dicom.models import (
+    ObservedTag,
+    OperationState,
+    TagError,
+    lower_keys,
+    operation_id_from_url,
+)
 from hdsctl.dicomtags import TagDefinition
-from hdsctl.errors import HdsctlError
 
 DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
 API_VERSIONS = ("v1", "v2")
 PAGE_LIMIT = 200
-
-
-class ServiceUnreachable(HdsctlError):
-    pass
 
 
 class _JitteredRetry(RetryPolicy):
@@ -161,9 +162,9 @@ class DicomClient:
         """POST every tag in one request (one reindex); returns the operation id."""
         body = [_add_entry(tag) for tag in tags]
         response = self._send("POST", "/extendedquerytags", json_body=body, ok=(202,))
-        reference = {k.lower(): v for k, v in (response.json() or {}).items()}
+        reference = lower_keys(response.json())
         if "operation" in reference:  # the shape Microsoft's OpenAPI document declares
-            reference = {k.lower(): v for k, v in reference["operation"].items()}
+            reference = lower_keys(reference["operation"])
         operation = reference.get("id") or operation_id_from_url(
             reference.get("href") or response.headers.get("Location"))
         if not operation:
@@ -221,7 +222,7 @@ class DicomClient:
         try:
             response = self._client.send_request(request)
         except (ServiceRequestError, ServiceResponseError) as err:
-            raise ServiceUnreachable(f"{method} {url} failed after retries: {err}") from None
+            raise errors.ServiceUnreachable(f"{method} {url} failed after retries: {err}") from None
         if response.status_code in ok:
             return response
         raise _error_for(response, method, url)

@@ -46,3 +46,7 @@ class ServiceBusy(DicomApiError):
 
 class InsecureUrl(HdsctlError):
     exit_code = EXIT_BAD_INPUT
+
+
+class ServiceUnreachable(HdsctlError):
+    """No answer at all (connection refused or reset), after every retry."""

@@ -11,6 +11,11 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 _STATUS_WORDS = {s.lower(): s for s in ("notStarted", "running", "succeeded", "failed", "canceled", "unknown")}
 
 
+def lower_keys(body: Any) -> dict[str, Any]:
+    """The service reads and writes property names case-insensitively: compare them lowered."""
+    return {str(key).lower(): value for key, value in (body or {}).items()}
+
+
 def _word(value: Any) -> str:
     return str(value or "").strip().lower()
 
@@ -47,9 +52,9 @@ class ObservedTag:
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> ObservedTag:
-        fields = {key.lower(): value for key, value in body.items()}
-        errors = fields.get("errors") or {}
-        operation = fields.get("operation") or {}
+        fields = lower_keys(body)
+        errors = lower_keys(fields.get("errors"))
+        operation = lower_keys(fields.get("operation"))
         return cls(
             path=str(fields.get("path", "")).upper(),
             vr=str(fields.get("vr") or "").upper(),
@@ -57,10 +62,8 @@ class ObservedTag:
             private_creator=fields.get("privatecreator") or None,
             status=_word(fields.get("status")),
             query_enabled=_word(fields.get("querystatus")) != "disabled",
-            error_count=int({k.lower(): v for k, v in errors.items()}.get("count", 0) or 0),
-            operation_id=operation_id_from_url(
-                {k.lower(): v for k, v in operation.items()}.get("href")
-            ) or {k.lower(): v for k, v in operation.items()}.get("id"),
+            error_count=int(errors.get("count") or 0),
+            operation_id=operation_id_from_url(operation.get("href")) or operation.get("id"),
         )
 
     def definition(self) -> TagDefinition:
@@ -82,7 +85,7 @@ class OperationState:
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> OperationState:
-        fields = {key.lower(): value for key, value in body.items()}
+        fields = lower_keys(body)
         return cls(
             id=str(fields.get("operationid", "")).replace("-", ""),
             type=_word(fields.get("type")),
@@ -103,7 +106,7 @@ class TagError:
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> TagError:
-        fields = {key.lower(): value for key, value in body.items()}
+        fields = lower_keys(body)
         return cls(
             study_instance_uid=fields.get("studyinstanceuid"),
             series_instance_uid=fields.get("seriesinstanceuid"),

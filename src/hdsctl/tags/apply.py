@@ -15,12 +15,13 @@ from hdsctl.dicom import errors
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.models import ObservedTag, OperationState
 from hdsctl.dicomtags import TagDefinition
+from hdsctl.errors import HdsctlError
 from hdsctl.tags.plan import Action, TagPlan, plan
 
 MAX_ROUNDS = 6
 
 
-class SyncTimeout(errors.HdsctlError):
+class SyncTimeout(HdsctlError):
     pass
 
 
