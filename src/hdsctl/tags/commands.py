@@ -57,41 +57,36 @@ def _combined(codes: list[int]) -> int:
 
 def _one_service(args, name, url, desired):
     from hdsctl.dicom.client import DicomClient
-    from hdsctl.dicom.errors import InsecureUrl
     from hdsctl.tags.apply import PollSchedule, SyncTimeout, read_state, sync
     from hdsctl.tags.plan import TagPlan, plan
     from hdsctl.tags.report import ServiceReport, tag_states
 
-    client = DicomClient(url)  # InsecureUrl propagates: a bad URL is bad input
+    client = DicomClient(url)  # a refused URL (InsecureUrl) is bad input: it propagates
     report = ServiceReport(name, url, desired, [], TagPlan())
+    prune, allow_replace = getattr(args, "prune", False), getattr(args, "allow_replace", False)
     try:
         if args.tags_command == "sync":
             try:
-                outcome = sync(client, desired, prune=args.prune, allow_replace=args.allow_replace,
+                outcome = sync(client, desired, prune=prune, allow_replace=allow_replace,
                                timeout=args.timeout, schedule=PollSchedule(first=args.poll_interval),
                                progress=_progress_printer())
+                report.plan, report.taken = outcome.final_plan, outcome.taken
+                report.operations = outcome.operations_followed
+                report.states = tag_states(desired, outcome.observed, client)
+                return report, EXIT_OK if report.converged and not report.failed else EXIT_FAILED
             except SyncTimeout as err:
                 report.failure = str(err)
-                observed, operations = read_state(client)
-                report.plan = plan(desired, observed, operations, prune=args.prune,
-                                   allow_replace=args.allow_replace)
-                report.states = tag_states(desired, observed, client)
-                return report, EXIT_FAILED
-            report.plan, report.taken = outcome.final_plan, outcome.taken
-            report.operations = outcome.operations_followed
-            report.states = tag_states(desired, outcome.observed, client)
-            return report, EXIT_OK if report.converged and not report.failed else EXIT_FAILED
+        # plan, status, and a sync that timed out: report what the service holds now
         observed, operations = read_state(client)
-        report.plan = plan(desired, observed, operations, prune=getattr(args, "prune", False),
-                           allow_replace=getattr(args, "allow_replace", False))
+        report.plan = plan(desired, observed, operations, prune=prune, allow_replace=allow_replace)
         report.states = tag_states(desired, observed, client)
+        if report.failure:
+            return report, EXIT_FAILED
         if report.converged:
             return report, EXIT_OK
         if args.tags_command == "status" and any(s.failed for s in report.states):
             return report, EXIT_FAILED
         return report, EXIT_DRIFT
-    except InsecureUrl:
-        raise
     except HdsctlError as err:
         report.failure = str(err)
         return report, err.exit_code if err.exit_code == EXIT_BAD_INPUT else EXIT_FAILED
