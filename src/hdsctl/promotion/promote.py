@@ -19,6 +19,7 @@ from hdsctl.spec.load import (
     NAMESPACE,
     Environment,
     environment_from_config,
+    environment_from_stack_file,
     load_environment,
     read_stack_file,
 )
@@ -60,12 +61,13 @@ def _yaml():
 
 def plan_promotion(source_path: Path, target_path: Path, areas: tuple[str, ...] = AREAS,
                    *, check_policy: bool = True) -> Promotion:
-    source = load_environment(source_path)
+    source_file = read_stack_file(source_path)
+    source = environment_from_stack_file(source_file)
     target = load_environment(target_path)
     yaml = _yaml()
     document = yaml.load(target_path.read_text(encoding="utf-8"))
     config = document["config"]
-    src = read_stack_file(source_path).namespaced()
+    src = source_file.namespaced()
     promotion = Promotion(source, target, areas, "")
 
     if "services" in areas:
