@@ -76,23 +76,24 @@ def _stack_choice(command: argparse.ArgumentParser) -> None:
 
 
 def _selected_stack_files(args) -> list[Path]:
+    """--stack checks its name at once; with --all each file is checked when it is read."""
     from hdsctl.errors import SpecError, SpecProblem
-    from hdsctl.spec.load import list_stacks, stack_file_path
+    from hdsctl.spec.load import stack_file_path, stack_files
 
-    if args.all:
-        names = list_stacks(args.stacks_dir)
-        if not names:
-            raise SpecError(str(args.stacks_dir), [SpecProblem("", "no Pulumi.<env>.yaml files")])
-    else:
-        names = [args.stack]
-    return [stack_file_path(name, args.stacks_dir) for name in names]
+    if not args.all:
+        return [stack_file_path(args.stack, args.stacks_dir)]
+    paths = stack_files(args.stacks_dir)
+    if not paths:
+        raise SpecError(str(args.stacks_dir), [SpecProblem("", "no Pulumi.<env>.yaml files")])
+    return paths
 
 
 def _validate(args) -> int:
     from hdsctl.errors import SpecError
+    from hdsctl.spec.estate import name_collisions
     from hdsctl.spec.load import load_environment
 
-    failed = 0
+    failed, environments = 0, []
     for path in _selected_stack_files(args):
         try:
             env = load_environment(path)
@@ -100,11 +101,15 @@ def _validate(args) -> int:
             print(str(err), file=sys.stderr)
             failed += 1
             continue
+        environments.append(env)
         spec = env.spec
         print(f"ok  {path}: {spec.tier} environment '{env.name}', workspace {env.workspace_name}, "
               f"{len(spec.dicom_services)} DICOM, {len(spec.fhir_services)} FHIR, "
               f"{len(spec.role_assignments)} role assignments")
-    return EXIT_BAD_INPUT if failed else EXIT_OK
+    collisions = name_collisions(environments) if args.all else []
+    for problem in collisions:
+        print(f"{args.stacks_dir}: environments collide: {problem}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failed or collisions else EXIT_OK
 
 
 def _preview(args) -> int:
@@ -117,9 +122,17 @@ def _preview(args) -> int:
 
         raise SpecError(str(args.program), [SpecProblem("", "the Pulumi program is not there; run "
                                                             "hdsctl from the repository root")])
+    from hdsctl.files import STDOUT, OutputPathError, check_outputs
+
     with_policy = args.policy or bool(args.sarif)
+    stack_files = _selected_stack_files(args)
+    if args.json_path == STDOUT and args.sarif == STDOUT:
+        raise OutputPathError("--json - and --sarif - cannot both use standard output; give one a file")
+    check_outputs({"--json": args.json_path, "--sarif": args.sarif}, [*stack_files, args.program],
+                  args.stacks_dir)
+    quiet = STDOUT in (args.json_path, args.sarif)  # standard output carries the document alone
     documents, reports, failed = [], [], 0
-    for path in _selected_stack_files(args):
+    for path in stack_files:
         try:
             plan = run_preview(path, args.program)
         except SpecError as err:
@@ -127,7 +140,7 @@ def _preview(args) -> int:
             failed += 1
             continue
         document = plan.to_json()
-        if args.json_path != "-":
+        if not quiet:
             print(render_plan(plan))
             print()
         if with_policy:
@@ -136,7 +149,7 @@ def _preview(args) -> int:
             report = evaluate(plan)
             reports.append(report)
             document["policy"] = report.to_json()
-            if args.json_path != "-":
+            if not quiet:
                 print(render(report))
                 print()
         documents.append(document)
@@ -146,18 +159,21 @@ def _preview(args) -> int:
         from hdsctl.policies.sarif import write_sarif
 
         write_sarif(reports, args.sarif)
-        print(f"wrote policy findings as SARIF to {args.sarif}", file=sys.stderr)
+        if args.sarif != STDOUT:
+            print(f"wrote policy findings as SARIF to {args.sarif}", file=sys.stderr)
     if failed:
         return EXIT_BAD_INPUT
     return EXIT_FAILED if any(report.mandatory for report in reports) else EXIT_OK
 
 
 def _write_json(document, target: str) -> None:
+    from hdsctl.files import STDOUT, write_atomic
+
     text = json.dumps(document, indent=2)
-    if target == "-":
+    if target == STDOUT:
         print(text)
     else:
-        Path(target).write_text(text + "\n", encoding="utf-8")
+        write_atomic(target, text + "\n")
         print(f"wrote the plan as JSON to {target}")
 
 

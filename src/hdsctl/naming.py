@@ -11,6 +11,11 @@ PREFIX = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
+# Environment (stack) names end up in Azure names, URLs, pipeline YAML and shell: lowercase
+# letters, digits and single hyphens. 14 characters at most, so the default workspace name
+# (prefix of at most 10 + the name without hyphens) stays within 24 and is never cut short.
+STACK_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+STACK_NAME_MAX = 14
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 
@@ -21,6 +26,14 @@ FHIR_CHILD_TYPE = "fhirservices"
 # A fixed namespace so the same (scope, principal, role) gives the same name on every run,
 # on every machine: re-running `pulumi up` never creates a second assignment.
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("7d0a9a53-4b59-4c4d-9a8e-2f1d3f6a1c55")
+
+
+def stack_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an environment, or None when it can."""
+    if not STACK_NAME.match(name) or len(name) > STACK_NAME_MAX:
+        return (f"{name!r} is not a valid environment name: use 1-{STACK_NAME_MAX} lowercase letters, "
+                "digits and single hyphens (e.g. dev, staging, prod-eu)")
+    return None
 
 
 def default_workspace_name(prefix: str, environment: str) -> str:

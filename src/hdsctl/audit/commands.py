@@ -41,10 +41,13 @@ def add_arguments(commands) -> None:
 
 def run_roles(args) -> int:
     from hdsctl.audit import arm, compare, graph, report
+    from hdsctl.files import check_outputs
     from hdsctl.spec.access import bindings_by_scope, scopes
     from hdsctl.spec.load import load_environment, stack_file_path
 
-    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    env_path = stack_file_path(args.stack, args.stacks_dir)
+    check_outputs({"--output": args.output}, [env_path], args.stacks_dir)
+    env = load_environment(env_path)
     subscription = args.subscription or env.spec.subscription_id or os.environ.get(SUBSCRIPTION_ENV)
     if not subscription:
         raise AuditUsageError(f"no subscription for stack {env.name}: set hdsctl:subscriptionId in "
@@ -66,8 +69,10 @@ def run_roles(args) -> int:
     result = report.AuditReport(env.name, env.spec.tier, subscription, audited, findings,
                                 names_resolved=names is not None, include_inherited=args.include_inherited)
     text = report.render(result, args.format)
-    if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+    if args.output and str(args.output) != "-":
+        from hdsctl.files import write_atomic
+
+        write_atomic(args.output, text + "\n")
         print(f"wrote the {args.format} report to {args.output} "
               f"({'clean' if result.clean else 'findings need attention'})", file=sys.stderr)
     else:

@@ -4,7 +4,7 @@ pointing at the stack file line that declares the offending resource."""
 from __future__ import annotations
 
 import hashlib
-import os
+import sys
 from pathlib import Path
 
 from hdsctl import __version__
@@ -100,6 +100,13 @@ def _line_of(lines: list[str], resource: str | None) -> int:
 
 
 def write_sarif(reports: list[PolicyReport], path: str) -> None:
+    """Write the findings to `path`, or to standard output for '-'."""
     import json
 
-    Path(path).write_text(json.dumps(to_sarif(reports), indent=2) + os.linesep, encoding="utf-8")
+    from hdsctl.files import STDOUT, write_atomic
+
+    text = json.dumps(to_sarif(reports), indent=2) + "\n"
+    if path == STDOUT:
+        sys.stdout.write(text)
+    else:
+        write_atomic(path, text)

@@ -1,13 +1,30 @@
 """Pipeline definitions for the stacks present, rendered from jinja2 templates in the package.
 
 Templates use [[ ]] and [% %] so GitHub's and Azure DevOps' own ${{ }} expressions pass through.
+Environment names are checked where they enter (`hdsctl.naming`); the templates still write
+them as quoted YAML strings, and hand them to shell steps through environment variables, so a
+name never becomes code in a `run:` line or a `${{ }}` expression.
+
+Each rendered file starts with a header holding the hash of the rest, so `ci init` can tell a
+file it rendered from one a person has edited since, and leaves the latter alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from dataclasses import dataclass
 
+from hdsctl import naming
+from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
 from hdsctl.spec.load import Environment
+
+HEADER = re.compile(r"^# hdsctl ci init: rendered, sha256 ([0-9a-f]{64})\n")
+
+
+class PipelineFileEdited(HdsctlError):
+    exit_code = EXIT_BAD_INPUT
 
 TIER_ORDER = {"dev": 0, "test": 1, "prod": 2}
 FILES = {
@@ -28,6 +45,15 @@ class Stage:
     name: str
     tier: str
     next: str | None
+
+    @property
+    def ident(self) -> str:
+        """The name as a job or stage identifier (Azure DevOps allows letters, digits and _)."""
+        return self.name.replace("-", "_")
+
+    @property
+    def next_ident(self) -> str | None:
+        return self.next.replace("-", "_") if self.next else None
 
 
 def promotion_chain(environments: list[Environment]) -> list[Stage]:
@@ -55,6 +81,30 @@ def render_pipelines(provider: str, environments: list[Environment]) -> dict[str
                   variable_start_string="[[", variable_end_string="]]",
                   block_start_string="[%", block_end_string="%]",
                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    jinja.filters["yaml"] = _yaml_string
     chain = promotion_chain(environments)
-    return {path: jinja.get_template(template).render(chain=chain)
+    for stage in chain:  # a second check of what the loader already refused
+        problem = naming.stack_name_problem(stage.name)
+        if problem:
+            raise ValueError(problem)
+    return {path: with_header(jinja.get_template(template).render(chain=chain))
             for path, template in FILES[provider].items()}
+
+
+def _yaml_string(value: str) -> str:
+    """A double-quoted YAML scalar (JSON strings are valid YAML): nothing in it is syntax."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def with_header(body: str) -> str:
+    return f"# hdsctl ci init: rendered, sha256 {_digest(body)}\n{body}"
+
+
+def edited_since_rendered(text: str) -> bool:
+    """True for a file without the header, or whose content no longer matches it."""
+    match = HEADER.match(text)
+    return not match or match.group(1) != _digest(text[match.end():])
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -26,6 +26,12 @@ def add_arguments(commands) -> None:
     promote.add_argument("--only", help="comma-separated subset of: services, tags, roles (default: all)")
     promote.add_argument("--write", action="store_true",
                          help="rewrite the target stack file (keeps its comments and secure: values)")
+    promote.add_argument("--prune", action="store_true",
+                         help="also remove tags, bindings and settings the target has and the source lacks "
+                              "(never the deployer's own grant)")
+    promote.add_argument("--allow-replace", action="store_true",
+                         help="promote creation-time settings (dataPartitions) even though that replaces "
+                              "the service with a new, empty one")
     promote.add_argument("--json", action="store_true")
     promote.set_defaults(handler=run_promote)
 
@@ -34,6 +40,8 @@ def add_arguments(commands) -> None:
     init = ci_sub.add_parser("init", help="render pipeline definitions for the stacks present")
     init.add_argument("--provider", choices=("github", "azure-devops"), required=True)
     init.add_argument("--output", type=Path, default=Path("."), help="repository root to write into")
+    init.add_argument("--force", action="store_true",
+                      help="overwrite pipeline files even where they were edited since they were rendered")
     init.set_defaults(handler=run_ci_init)
 
 
@@ -65,7 +73,8 @@ def run_promote(args) -> int:
     if args.source == args.target:
         raise PromotionUsageError("--from and --to name the same environment")
     target_path = stack_file_path(args.target, args.stacks_dir)
-    promotion = plan_promotion(stack_file_path(args.source, args.stacks_dir), target_path, areas)
+    promotion = plan_promotion(stack_file_path(args.source, args.stacks_dir), target_path, areas,
+                               prune=args.prune, allow_replace=args.allow_replace)
     if args.json:
         print(json.dumps(promotion.to_json(), indent=2))
     else:
@@ -73,7 +82,9 @@ def run_promote(args) -> int:
     if not promotion.accepted:
         return EXIT_FAILED
     if args.write and promotion.changes:
-        target_path.write_text(promotion.text, encoding="utf-8")
+        from hdsctl.files import write_atomic
+
+        write_atomic(target_path, promotion.text)
         print(f"wrote {target_path}", file=sys.stderr)
     return EXIT_OK
 
@@ -85,23 +96,39 @@ def _print(promotion) -> None:
     else:
         print(f"{head}: {len(promotion.changes)} change(s)")
         print("\n".join(str(c) for c in promotion.changes))
-    for note in promotion.notes:
-        print(f"  note: {note}")
+    sections = (("kept", promotion.kept),
+                ("not promoted", promotion.held), ("note", promotion.notes))
+    for title, lines in sections:
+        for line in lines:
+            print(f"  {title}: {line}")
     if promotion.refusals:
         print("REFUSED:")
         print("\n".join(f"  - {reason}" for reason in promotion.refusals))
+    if promotion.already:
+        print(f"already present in {promotion.target.name} (not introduced by this promotion):")
+        print("\n".join(f"  - {problem}" for problem in promotion.already))
 
 
 def run_ci_init(args) -> int:
-    from hdsctl.promotion.ci import render_pipelines
-    from hdsctl.spec.load import list_stacks, load_environment, stack_file_path
+    from hdsctl.files import check_outputs, write_atomic
+    from hdsctl.promotion.ci import PipelineFileEdited, edited_since_rendered, render_pipelines
+    from hdsctl.spec.load import load_environment, stack_files
 
-    environments = [load_environment(stack_file_path(n, args.stacks_dir)) for n in list_stacks(args.stacks_dir)]
+    environments = [load_environment(path) for path in stack_files(args.stacks_dir)]
     if not environments:
         raise PromotionUsageError(f"no stacks in {args.stacks_dir}")
-    for relative, text in render_pipelines(args.provider, environments).items():
-        target = args.output / relative
+    rendered = {args.output / relative: text
+                for relative, text in render_pipelines(args.provider, environments).items()}
+    check_outputs({str(path): path for path in rendered}, [], args.stacks_dir)
+    edited = [path for path in rendered
+              if path.exists() and edited_since_rendered(path.read_text(encoding="utf-8"))]
+    if edited and not args.force:
+        raise PipelineFileEdited(
+            "these pipeline files were edited since hdsctl rendered them (or were not rendered by it): "
+            + ", ".join(map(str, edited)) + "; nothing was written. Move your changes into the templates, "
+            "or pass --force to overwrite them")
+    for target, text in rendered.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_atomic(target, text)
         print(f"wrote {target}")
     return EXIT_OK

@@ -1,31 +1,43 @@
 """Build the target environment's next stack file: its own environment-specific values, the
 source's promotable parts. Plan first (a new document and its diff), write only when asked.
 
-The target file is edited with ruamel.yaml's round-trip mode, key by key, so its comments,
-key order and `secure:` values stay as they were outside the keys that change.
+Both environments are read through the spec model, so what is compared is the effective
+value (defaults applied), whatever spelling the files use. The target file is then edited
+with ruamel.yaml's round-trip mode, key by key, so its comments, key order, quoting and
+`secure:` values stay as they were outside the keys that change. The printed changes are
+computed from the edited document itself, so they are always what would be written.
+
+What promotion never does on its own: change network exposure (it is the environment's),
+change a creation-time setting (that replaces the service: --allow-replace), remove what the
+target has and the source lacks (--prune), or remove the deployer's own grant.
 """
 
 from __future__ import annotations
 
 import copy
-import io
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hdsctl.errors import SpecError
 from hdsctl.promotion.diff import Change, alias, key_field, promotable_settings, semantic_diff
+from hdsctl.promotion.text import StackText
+from hdsctl.spec.access import DEPLOYER_ALIAS
 from hdsctl.spec.load import (
     NAMESPACE,
     Environment,
     environment_from_config,
     environment_from_stack_file,
-    load_environment,
     read_stack_file,
 )
-from hdsctl.spec.model import DicomService, FhirService, Workspace
+from hdsctl.spec.model import DicomService, FhirService, is_creation_time
 
 AREAS = ("services", "tags", "roles")
+TAGS_KEY = "extendedQueryTags"
+ROLES_KEY = f"{NAMESPACE}:roleAssignments"
+SERVICE_LISTS = (("dicom", DicomService, "dicomServices"), ("fhir", FhirService, "fhirServices"))
 
 
 @dataclass
@@ -33,10 +45,13 @@ class Promotion:
     source: Environment
     target: Environment
     areas: tuple[str, ...]
-    text: str  # the new target stack file
+    text: str = ""  # the new target stack file
     changes: list[Change] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # in the target only; removed only with --prune
+    held: list[str] = field(default_factory=list)  # creation-time differences
     notes: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)  # problems the target has today
     result: Environment | None = None
 
     @property
@@ -46,100 +61,214 @@ class Promotion:
     def to_json(self) -> dict:
         return {"from": self.source.name, "to": self.target.name, "areas": list(self.areas),
                 "accepted": self.accepted, "changes": [c.to_json() for c in self.changes],
-                "notes": self.notes, "refusals": self.refusals}
+                "kept": self.kept, "notPromoted": self.held, "notes": self.notes,
+                "refusals": self.refusals, "alreadyPresent": self.already}
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
-    yaml = YAML()  # round-trip: comments, order, quoting and flow style survive
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
+@dataclass(frozen=True)
+class Options:
+    areas: tuple[str, ...] = AREAS
+    prune: bool = False
+    allow_replace: bool = False
 
 
-def plan_promotion(source_path: Path, target_path: Path, areas: tuple[str, ...] = AREAS,
-                   *, check_policy: bool = True) -> Promotion:
+def plan_promotion(source_path: Path, target_path: Path, areas: tuple[str, ...] = AREAS, *,
+                   prune: bool = False, allow_replace: bool = False,
+                   check_policy: bool = True) -> Promotion:
+    options = Options(areas, prune, allow_replace)
     source_file = read_stack_file(source_path)
     source = environment_from_stack_file(source_file)
-    target = load_environment(target_path)
-    yaml = _yaml()
-    document = yaml.load(target_path.read_text(encoding="utf-8"))
-    config = document["config"]
-    src = source_file.namespaced()
-    promotion = Promotion(source, target, areas, "")
+    target_file = read_stack_file(target_path)
+    target = environment_from_stack_file(target_file)
+    stack_text = StackText.read(target_path)
+    stack_text.refuse_references_in([f"{NAMESPACE}:{key}" for _, _, key in SERVICE_LISTS] + [ROLES_KEY])
+    config = stack_text.document["config"]
+    raw = source_file.namespaced()
+    promotion = Promotion(source, target, areas)
 
-    if "services" in areas:
-        _merge(config, f"{NAMESPACE}:workspace", src.get("workspace") or {}, Workspace, areas)
-    for key, model in (("dicomServices", DicomService), ("fhirServices", FhirService)):
-        _merge_services(config, key, src.get(key) or [], model, areas, promotion)
+    for label, model, key in SERVICE_LISTS:
+        _promote_services(promotion, options, config, label, model, key, raw.get(key) or [])
     if "roles" in areas:
-        _set(config, f"{NAMESPACE}:roleAssignments", src.get("roleAssignments"))
+        _promote_bindings(promotion, options, config, raw.get("roleAssignments") or [])
 
-    buffer = io.StringIO()
-    yaml.dump(document, buffer)
-    promotion.text = buffer.getvalue()
-    _check(promotion, config, target_path, check_policy)
+    promotion.text = stack_text.dump()
+    _check(promotion, target_path, target_file.config, check_policy)
     return promotion
 
 
-def _merge_services(config, key, source_services, model, areas, promotion: Promotion) -> None:
-    name_key = alias(model, key_field(model))
+def _promote_services(promotion: Promotion, options: Options, config, label: str, model,
+                      key: str, source_raw: list) -> None:
     full_key = f"{NAMESPACE}:{key}"
-    target_services = config.get(full_key)
-    by_name = {item[name_key]: item for item in (target_services or [])}
-    for service in source_services:
-        name = service[name_key]
-        if name in by_name:
-            _merge(by_name[name], None, service, model, areas)
-        elif "services" in areas:
-            from ruamel.yaml.comments import CommentedMap
+    name_key = alias(model, key_field(model))
+    source_services = {s.name: s for s in getattr(promotion.source.spec, _field(key))}
+    target_services = {s.name: s for s in getattr(promotion.target.spec, _field(key))}
+    raw_by_name = {item.get(name_key, item.get("name")): item for item in source_raw}
+    nodes = config.get(full_key)
+    node_by_name = {item.get(name_key, item.get("name")): item for item in (nodes or [])}
 
-            created = CommentedMap({name_key: name})
-            _merge(created, None, service, model, areas)
-            if target_services is None:
-                from ruamel.yaml.comments import CommentedSeq
+    for name, wanted in source_services.items():
+        where = f"{label} {name}"
+        if name not in target_services:
+            if "services" not in options.areas:
+                promotion.notes.append(f"{where} exists only in {promotion.source.name}: promote "
+                                       "services first; its tags were not carried")
+                continue
+            if nodes is None:
+                nodes = config[full_key] = _node([], flow=False)
+            nodes.append(_new_service(promotion, model, name_key, wanted, raw_by_name[name], options))
+            promotion.notes.append(f"new {where}: give it {promotion.target.name}'s own environment-specific "
+                                   "settings (keys, identity, CORS, network access) before deploying")
+            continue
+        node, current = node_by_name[name], target_services[name]
+        if "services" in options.areas:
+            _promote_settings(promotion, options, where, model, wanted, current, raw_by_name[name], node)
+        if "tags" in options.areas and model is DicomService:
+            _promote_tags(promotion, options, where, wanted, current, raw_by_name[name], node)
+    for name in target_services:
+        if name not in source_services:
+            promotion.notes.append(f"{label} {name} exists only in {promotion.target.name}: promotion "
+                                   "never removes a service (it holds data); it is kept")
 
-                target_services = CommentedSeq()
-                config[full_key] = target_services
-            target_services.append(created)
-            promotion.notes.append(f"new {model.__name__} {name!r}: give it the target's own "
-                                   "environment-specific settings (keys, identity, CORS) before deploying")
-        else:
-            promotion.notes.append(f"{model.__name__} {name!r} exists only in {promotion.source.name}: "
-                                   "promote services first; its tags were not carried")
-    source_names = {service[name_key] for service in source_services}
-    for name in by_name:
-        if name not in source_names:
-            promotion.notes.append(f"{model.__name__} {name!r} exists only in {promotion.target.name}: "
-                                   "promotion never removes a service (it holds data); it is kept")
+
+def _field(config_key: str) -> str:
+    return {"dicomServices": "dicom_services", "fhirServices": "fhir_services"}[config_key]
 
 
-def _merge(container, key, source_values: dict, model, areas) -> None:
-    """Copy the promotable keys of one item; `key` names it inside `container` (None: it is one)."""
-    if key is not None:
-        if container.get(key) is None:
-            from ruamel.yaml.comments import CommentedMap
+def _new_service(promotion: Promotion, model, name_key: str, wanted, raw: dict, options: Options):
+    """A service the target lacks: the source's promotable settings (and tags), and the
+    target's network exposure, never the source's."""
+    values = {name_key: wanted.name}
+    for name in promotable_settings(model):
+        raw_value = _raw(raw, model, name)
+        if raw_value is not None:
+            values[alias(model, name)] = raw_value
+    if promotion.target.spec.workspace.public_network_access == "Disabled":
+        values[alias(model, "public_network_access")] = "Disabled"
+    if "tags" in options.areas and model is DicomService and raw.get(TAGS_KEY):
+        values[TAGS_KEY] = raw[TAGS_KEY]
+    return _node(values, flow=False)
 
-            if not any(alias(model, n) in source_values for n in promotable_settings(model)):
-                return
-            container[key] = CommentedMap()
-        container = container[key]
-    names = promotable_settings(model) if "services" in areas else []
-    if "tags" in areas and "extended_query_tags" in model.model_fields:
-        names = [*names, "extended_query_tags"]
-    for name in names:
-        _set(container, alias(model, name), source_values.get(alias(model, name)))
+
+def _promote_settings(promotion: Promotion, options: Options, where: str, model, wanted, current,
+                      raw: dict, node) -> None:
+    for name in promotable_settings(model):
+        before, after = _plain(getattr(current, name)), _plain(getattr(wanted, name))
+        if before == after:
+            continue
+        label = alias(model, name)
+        if is_creation_time(model, name) and not options.allow_replace:
+            promotion.held.append(f"{where}: {label} {before!r} → {after!r} not promoted: would replace the "
+                                  "service and lose its data")
+            promotion.refusals.append(
+                f"{where}: {label} differs ({before!r} in {promotion.target.name}, {after!r} in "
+                f"{promotion.source.name}) and is fixed at creation; promoting it replaces the service with "
+                "a new, empty one. Align the source, or pass --allow-replace (prod's protection still "
+                "refuses the replacement at deploy time)")
+            continue
+        if after is None:  # the source leaves it unset: taking it away is a removal
+            if options.prune:
+                _delete(node, model, name)
+            else:
+                promotion.kept.append(f"{where}: {label} = {before!r} (not set in {promotion.source.name}; "
+                                      "--prune removes it)")
+            continue
+        raw_value = _raw(raw, model, name)
+        _set(node, _existing_key(node, model, name), after if raw_value is None else _plain(raw_value))
+
+
+def _promote_tags(promotion: Promotion, options: Options, where: str, wanted, current, raw: dict,
+                  node) -> None:
+    source_raw = {tag.definition().path: item
+                  for tag, item in zip(wanted.extended_query_tags, raw.get(TAGS_KEY) or [], strict=True)}
+    wanted_tags = {tag.definition().path: tag.definition() for tag in wanted.extended_query_tags}
+    existing = node.get(TAGS_KEY)
+    flow = _flow_items(existing)
+    items = []
+    for item, tag in zip(existing or [], current.extended_query_tags, strict=True):
+        definition = tag.definition()
+        if definition.path in wanted_tags:
+            same = wanted_tags[definition.path] == definition
+            items.append(item if same else _node(source_raw[definition.path], flow=flow))
+        elif not options.prune:
+            promotion.kept.append(f"{where}: extended query tag {_tag_label(definition)} (not declared in "
+                                  f"{promotion.source.name}; --prune removes it)")
+            items.append(item)
+    current_paths = {tag.definition().path for tag in current.extended_query_tags}
+    items += [_node(source_raw[path], flow=flow) for path in wanted_tags if path not in current_paths]
+    if _same_nodes(items, existing):
+        return
+    if existing is None:
+        node[TAGS_KEY] = _node([], flow=False)
+        existing = node[TAGS_KEY]
+    existing[:] = items
+    if not items:
+        del node[TAGS_KEY]
+
+
+def _tag_label(definition) -> str:
+    return f"{definition.path} {definition.keyword or definition.private_creator or ''}".strip()
+
+
+def _promote_bindings(promotion: Promotion, options: Options, config, source_raw: list) -> None:
+    def keyed(assignments):
+        return {(a.role.lower(), a.principal, a.scope): a for a in assignments}
+
+    wanted = keyed(promotion.source.spec.role_assignments)
+    raw_by_key = dict(zip(wanted, source_raw, strict=True))
+    existing = config.get(ROLES_KEY)
+    flow = _flow_items(existing)
+    items = []
+    for item, assignment in zip(existing or [], promotion.target.spec.role_assignments, strict=True):
+        binding = (assignment.role.lower(), assignment.principal, assignment.scope)
+        if binding in wanted:
+            same = wanted[binding] == assignment
+            items.append(item if same else _node(raw_by_key[binding], flow=flow))
+        elif assignment.principal == DEPLOYER_ALIAS or not options.prune:
+            why = ("the deployer's own grant is never pruned" if assignment.principal == DEPLOYER_ALIAS
+                   else "--prune removes it")
+            promotion.kept.append(f"roleAssignments: {assignment.role} for {assignment.principal} on "
+                                  f"{assignment.scope} (not declared in {promotion.source.name}; {why})")
+            items.append(item)
+    present = {(a.role.lower(), a.principal, a.scope) for a in promotion.target.spec.role_assignments}
+    items += [_node(raw_by_key[b], flow=flow) for b in wanted if b not in present]
+    if _same_nodes(items, existing):
+        return
+    if existing is None:
+        config[ROLES_KEY] = _node([], flow=False)
+        existing = config[ROLES_KEY]
+    existing[:] = items
+
+
+def _same_nodes(items: list, existing) -> bool:
+    existing = list(existing or [])
+    return len(items) == len(existing) and all(a is b for a, b in zip(items, existing, strict=True))
+
+
+def _existing_key(node, model, name: str) -> str:
+    """The key the target file already uses for a field (camelCase or the field name)."""
+    for candidate in (alias(model, name), name):
+        if candidate in node:
+            return candidate
+    return alias(model, name)
+
+
+def _raw(raw: dict, model, name: str) -> Any:
+    """The source file's own spelling of a field's value, when it writes one."""
+    for candidate in (alias(model, name), name):
+        if candidate in raw:
+            return raw[candidate]
+    return None
+
+
+def _delete(node, model, name: str) -> None:
+    for candidate in (alias(model, name), name):
+        if candidate in node:
+            del node[candidate]
 
 
 def _set(mapping, key: str, value) -> None:
     """Change one key only where its value differs, reusing the original nodes (and with them
     their flow or block style and comments) for every part that stays the same."""
-    if value is None:
-        if key in mapping:
-            del mapping[key]
-        return
     current = mapping.get(key)
     if _plain(current) == value:
         return
@@ -149,23 +278,20 @@ def _set(mapping, key: str, value) -> None:
         for name, inner in value.items():
             _set(current, name, inner)
     elif isinstance(current, list) and isinstance(value, list):
-        current[:] = _reuse_items(current, value)
+        unused, flow, items = list(current), _flow_items(current), []
+        for wanted in value:
+            match = next((item for item in unused if _plain(item) == wanted), None)
+            if match is not None:
+                unused.remove(match)
+            items.append(match if match is not None else _node(wanted, flow=flow))
+        current[:] = items
     else:
         mapping[key] = _node(value, flow=False)
 
 
-def _reuse_items(current: list, wanted: list) -> list:
-    unused = list(current)
-    flow = any(getattr(item, "fa", None) is not None and item.fa.flow_style() for item in current)
-    items = []
-    for value in wanted:
-        match = next((item for item in unused if _plain(item) == value), None)
-        if match is not None:
-            unused.remove(match)
-            items.append(match)
-        else:
-            items.append(_node(value, flow=flow))
-    return items
+def _flow_items(items) -> bool:
+    """Whether the items of a list are written in flow style ({a: 1}), so new ones match."""
+    return any(getattr(item, "fa", None) is not None and item.fa.flow_style() for item in items or [])
 
 
 def _node(value, *, flow: bool):
@@ -184,14 +310,29 @@ def _node(value, *, flow: bool):
 
 
 def _plain(value):
-    import json
+    """Plain JSON-like data of a model value or a YAML node, for comparison."""
+    from pydantic import BaseModel
 
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True, exclude_none=True)
     return None if value is None else json.loads(json.dumps(value))
 
 
-def _check(promotion: Promotion, config, target_path: Path, check_policy: bool) -> None:
+def _check(promotion: Promotion, target_path: Path, target_config: dict, check_policy: bool) -> None:
+    """Read the new text back the way every command reads a stack file, so what is checked and
+    printed is what would be written; and prove nothing outside the promoted keys moved."""
+    import yaml
+
+    config = (yaml.safe_load(promotion.text.removeprefix("\ufeff")) or {}).get("config") or {}
+    edited = {f"{NAMESPACE}:{key}" for _, _, key in SERVICE_LISTS} | {ROLES_KEY}
+    moved = sorted(key for key in set(config) | set(target_config)
+                   if key not in edited and config.get(key) != target_config.get(key))
+    if moved:
+        promotion.refusals.append(f"rewriting {target_path} would change {', '.join(moved)}, which promotion "
+                                  "never touches; nothing was written (please report this file's layout)")
+        return
     prefix = f"{NAMESPACE}:"
-    namespaced = {k[len(prefix):]: _plain(v) for k, v in config.items() if k.startswith(prefix)}
+    namespaced = {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix)}
     principals = namespaced.get("principals") or {}
     unmapped = sorted({binding.get("principal") for binding in namespaced.get("roleAssignments") or []
                        if binding.get("principal") not in principals})
@@ -212,14 +353,24 @@ def _check(promotion: Promotion, config, target_path: Path, check_policy: bool) 
 
 
 def _check_policies(promotion: Promotion, target_path: Path) -> None:
+    """Refuse what the promotion introduces; what the target fails today is listed apart."""
+    before = _mandatory_findings(target_path.read_text(encoding="utf-8-sig"), target_path.name)
+    after = _mandatory_findings(promotion.text, target_path.name)
+    tier = promotion.result.spec.tier
+    for finding in after:
+        if finding in before:
+            promotion.already.append(f"{finding[0]}: {finding[2]}")
+        else:
+            promotion.refusals.append(f"{promotion.target.name} ({tier}) would fail mandatory policy "
+                                      f"{finding[0]}: {finding[2]}")
+
+
+def _mandatory_findings(text: str, file_name: str) -> list[tuple[str, str, str]]:
     from hdsctl.policies.evaluate import evaluate
     from hdsctl.preview import run_preview
 
     with tempfile.TemporaryDirectory() as folder:
-        candidate = Path(folder) / target_path.name
-        candidate.write_text(promotion.text, encoding="utf-8")
+        candidate = Path(folder) / file_name
+        candidate.write_text(text, encoding="utf-8")
         report = evaluate(run_preview(candidate))
-    promotion.refusals += [
-        f"{promotion.target.name} ({report.tier}) would fail mandatory policy {v.policy}: {v.message}"
-        for v in report.mandatory
-    ]
+    return [(v.policy, v.resource or "", v.message) for v in report.mandatory]

@@ -12,6 +12,10 @@ from hdsctl import naming, roles
 from hdsctl.spec.model import Principal
 from hdsctl.spec.references import WORKSPACE_SCOPE, scope_kinds
 
+# The alias of the identity that runs `pulumi up` (and with it the tag sync): its grants keep
+# the deployment itself working, so promotion never prunes them.
+DEPLOYER_ALIAS = "deployer"
+
 
 @dataclass(frozen=True)
 class Binding:

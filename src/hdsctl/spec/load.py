@@ -78,15 +78,30 @@ def stack_name_of(path: Path) -> str:
     name = path.name
     if not (name.startswith("Pulumi.") and name.endswith((".yaml", ".yml"))):
         raise SpecError(str(path), [SpecProblem("", "stack files are named Pulumi.<env>.yaml")])
-    return name[len("Pulumi."):].rsplit(".", 1)[0]
+    return checked_stack_name(name[len("Pulumi."):].rsplit(".", 1)[0], str(path))
+
+
+def checked_stack_name(name: str, source: str) -> str:
+    """Every environment name is checked where it enters: a file name, --stack, the engine."""
+    problem = naming.stack_name_problem(name)
+    if problem:
+        raise SpecError(source, [SpecProblem("", problem)])
+    return name
 
 
 def stack_file_path(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
-    return stacks_dir / f"Pulumi.{stack}.yaml"
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    checked_stack_name(stack, str(path))
+    return path
+
+
+def stack_files(stacks_dir: Path = STACKS_DIR) -> list[Path]:
+    """Every stack file in the folder, named well or not (validation says which are not)."""
+    return sorted(stacks_dir.glob("Pulumi.*.yaml"))
 
 
 def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(stack_name_of(p) for p in stacks_dir.glob("Pulumi.*.yaml"))
+    return [stack_name_of(p) for p in stack_files(stacks_dir)]
 
 
 def read_stack_file(path: Path) -> StackFile:

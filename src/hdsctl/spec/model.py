@@ -79,18 +79,21 @@ UserIdentityId = Annotated[str, _arm_id("Microsoft.ManagedIdentity/userAssignedI
 ENVIRONMENT, PROMOTED, KEY = "environment", "promoted", "key"
 
 
-def _classified(promotion: str, default, kwargs):
+def _classified(promotion: str, default, kwargs, creation_time: bool = False):
+    extra = {"promotion": promotion, "creation_time": creation_time}
     if "default_factory" in kwargs:
-        return Field(json_schema_extra={"promotion": promotion}, **kwargs)
-    return Field(default, json_schema_extra={"promotion": promotion}, **kwargs)
+        return Field(json_schema_extra=extra, **kwargs)
+    return Field(default, json_schema_extra=extra, **kwargs)
 
 
 def env(default=None, **kwargs):
     return _classified(ENVIRONMENT, default, kwargs)
 
 
-def promoted(default=None, **kwargs):
-    return _classified(PROMOTED, default, kwargs)
+def promoted(default=None, *, creation_time: bool = False, **kwargs):
+    """`creation_time`: fixed when the service is created; changing it replaces the service
+    (a new, empty one), so promotion never changes it on its own."""
+    return _classified(PROMOTED, default, kwargs, creation_time)
 
 
 def key():
@@ -100,6 +103,11 @@ def key():
 def promotion_class(model: type[BaseModel], name: str) -> str | None:
     extra = model.model_fields[name].json_schema_extra
     return extra.get("promotion") if isinstance(extra, dict) else None
+
+
+def is_creation_time(model: type[BaseModel], name: str) -> bool:
+    extra = model.model_fields[name].json_schema_extra
+    return bool(isinstance(extra, dict) and extra.get("creation_time"))
 
 
 class Model(BaseModel):
@@ -171,13 +179,15 @@ class DicomStorage(Model):
 
 class DicomService(Model):
     name: ServiceName = key()
-    public_network_access: Access = promoted("Enabled")
+    # Network exposure belongs to each environment: promotion never opens one to the internet.
+    public_network_access: Access = env("Enabled")
     # CORS origins name each environment's own viewer hosts.
     cors: Cors | None = env()
     identity: Identity | None = env()
     customer_managed_key: CustomerManagedKey | None = env()
     storage: DicomStorage | None = env()
-    data_partitions: bool = promoted(False)
+    # The program marks the ARM side (enableDataPartitions, storageConfiguration) replaceOnChanges.
+    data_partitions: bool = promoted(False, creation_time=True)
     extended_query_tags: list[ExtendedQueryTag] = promoted(default_factory=list)
     # Data-plane base URL; defaults to the service's Azure URL. The local stack points it at
     # the local emulator.
@@ -227,7 +237,7 @@ class FhirVersionPolicy(Model):
 class FhirService(Model):
     name: ServiceName = key()
     kind: Literal["fhir-R4", "fhir-Stu3"] = promoted("fhir-R4")
-    public_network_access: Access = promoted("Enabled")
+    public_network_access: Access = env("Enabled")
     # Default: the environment's Entra tenant, https://login.microsoftonline.com/<tenantId>.
     authority: HttpsUrl | None = env()
     # Default: the service's own URL.
@@ -276,7 +286,7 @@ class ResourceGroup(Model):
 
 class Workspace(Model):
     name: WorkspaceName | None = env()
-    public_network_access: Access = promoted("Enabled")
+    public_network_access: Access = env("Enabled")
 
 
 class DnsZones(Model):
@@ -318,8 +328,7 @@ class EnvironmentSpec(Model):
     tags: dict[Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[^<>%&\\?/]+$")],
                Annotated[str, Field(max_length=256)]] = env(default_factory=dict)
     resource_group: ResourceGroup = env(default_factory=ResourceGroup)
-    # Mixed: its name belongs to the environment, its network access is promoted.
-    workspace: Workspace = promoted(default_factory=Workspace)
+    workspace: Workspace = env(default_factory=Workspace)
     dicom_services: list[DicomService] = promoted(default_factory=list)
     fhir_services: list[FhirService] = promoted(default_factory=list)
     # Aliases map to each environment's own identities; bindings refer to aliases.

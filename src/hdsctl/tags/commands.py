@@ -169,7 +169,9 @@ def run_emulator(args) -> int:
     print(f"DICOM emulator listening on {emulator.url} ({args.instances} synthetic instances); "
           "Ctrl-C stops it", flush=True)
     if args.url_file:
-        args.url_file.write_text(emulator.url + "\n")
+        from hdsctl.files import write_atomic
+
+        write_atomic(args.url_file, emulator.url + "\n")  # a reader polling for it never sees half
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
