@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the stand-in lives with the tests
 
 from support.arm_authorization import AuthorizationState, make_handler  # noqa: E402
 from support.https import HttpsServer  # noqa: E402
+from support.tokens import jwt  # noqa: E402
 
 from hdsctl import roles  # noqa: E402
 from hdsctl.cli import main as hdsctl  # noqa: E402
@@ -66,7 +67,7 @@ def main() -> None:
                              f"{scope.name}-{number}")
     with HttpsServer(make_handler(state), work) as server:
         state.url = server.url
-        os.environ["HDSCTL_ACCESS_TOKEN"] = "benchmark-token"
+        os.environ["HDSCTL_ARM_TOKEN"] = os.environ["HDSCTL_GRAPH_TOKEN"] = jwt(server.url)
         os.environ["REQUESTS_CA_BUNDLE"] = str(server.cert_path)
         devnull = open(os.devnull, "w")  # noqa: SIM115
         stdout, sys.stdout = sys.stdout, devnull

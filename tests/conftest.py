@@ -18,6 +18,20 @@ def load_yaml(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+@pytest.fixture(autouse=True)
+def no_ambient_azure_credentials(monkeypatch):
+    """DefaultAzureCredential would look for a managed identity on the network and for an
+    Azure CLI login: tests get only the environment's credential (none), so "no credential"
+    is a quick, offline answer."""
+    import azure.identity
+    from azure.identity import EnvironmentCredential
+
+    for name in ("HDSCTL_ACCESS_TOKEN", "HDSCTL_DICOM_TOKEN", "HDSCTL_ARM_TOKEN", "HDSCTL_GRAPH_TOKEN",
+                 "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda **_: EnvironmentCredential())
+
+
 @pytest.fixture
 def write_stack(tmp_path):
     """Write `{'config': {...}}` as stacks/Pulumi.<name>.yaml under tmp_path; return its path."""

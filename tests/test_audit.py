@@ -9,6 +9,7 @@ import pytest
 from conftest import STACKS, load_yaml
 from support.arm_authorization import AuthorizationState, make_handler
 from support.https import HttpsServer
+from support.tokens import jwt
 
 from hdsctl import roles
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -16,7 +17,7 @@ from hdsctl.spec.access import bindings_by_scope, scopes
 from hdsctl.spec.load import load_environment
 
 SUB = "6a1e4f0b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
-TOKEN = "arm-token-that-must-not-leak-7f3a"
+SECRET = "arm-token-that-must-not-leak-7f3a"
 RG = f"/subscriptions/{SUB}/resourceGroups/rg-stmary-prod-imaging"
 WS = f"{RG}/providers/Microsoft.HealthcareApis/workspaces/stmaryprodhds"
 DICOM = f"{WS}/dicomservices/radiology"
@@ -35,7 +36,9 @@ def arm(tmp_path, monkeypatch):
     state = AuthorizationState()
     with HttpsServer(make_handler(state), tmp_path) as server:
         state.url = server.url
-        monkeypatch.setenv("HDSCTL_ACCESS_TOKEN", TOKEN)
+        state.token = jwt(server.url, secret=SECRET)  # the stand-in serves ARM and Graph
+        monkeypatch.setenv("HDSCTL_ARM_TOKEN", state.token)
+        monkeypatch.setenv("HDSCTL_GRAPH_TOKEN", state.token)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
         yield state
 
@@ -65,7 +68,7 @@ def test_clean_environment_exits_0(audit, arm, prod_env):
     code, out, err = audit()
     assert code == EXIT_OK, err
     assert "clean" in out and "6 ok" in out
-    assert all(auth == f"Bearer {TOKEN}" for _, _, _, auth in arm.requests)
+    assert all(auth == f"Bearer {arm.token}" for _, _, _, auth in arm.requests)
 
 
 def test_every_finding_category(audit, arm, prod_env):
@@ -181,7 +184,7 @@ def test_reports_carry_the_findings_and_never_the_token(audit, arm, prod_env, fm
     text = target.read_text()
     assert f"wrote the {fmt} report to {target}" in err
     assert INCIDENT_USER in text and "Owner" in text and "privileged" in text
-    assert TOKEN not in text + out + err
+    assert SECRET not in text + out + err
     if fmt == "markdown":
         assert "## workspace" in text and "| privileged | Owner |" in text
     if fmt == "html":

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 from support.https import make_certificate
+from support.tokens import DICOM_AUDIENCE, jwt
 
 from hdsctl.emulator.server import Emulator
 from hdsctl.emulator.store import Knobs
@@ -215,8 +216,8 @@ def test_bearer_token_over_https_and_never_in_output(tmp_path, monkeypatch, run_
     cert, key = make_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    secret = "eyJ0eXAiOiJKV1QiLCJhbGciOi.secret-part"
-    monkeypatch.setenv("HDSCTL_ACCESS_TOKEN", secret)
+    secret = jwt(DICOM_AUDIENCE, secret="secret-part")
+    monkeypatch.setenv("HDSCTL_DICOM_TOKEN", secret)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
     stack = write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
     with Emulator(instances=100, knobs=Knobs(instances_per_second=50_000), tls=context) as emulator:

@@ -6,6 +6,7 @@ import pytest
 from support.arm_healthcare import ArmState, make_handler
 from support.https import HttpsServer
 from support.pulumi_servicer import create_through_servicer
+from support.tokens import jwt
 
 from hdsctl.components.public_access import (
     DICOM,
@@ -16,7 +17,7 @@ from hdsctl.components.public_access import (
 )
 
 SUB = "6a1e4f0b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
-TOKEN = "test-token-9f8e7d"
+SECRET = "test-token-9f8e7d"
 BASE = f"/subscriptions/{SUB}/resourceGroups/rg-img/providers/Microsoft.HealthcareApis/workspaces/hospws"
 IDENTITY = ("/subscriptions/x/resourceGroups/rg/providers/Microsoft.ManagedIdentity/"
             "userAssignedIdentities/id-cmk")
@@ -28,7 +29,8 @@ def arm(tmp_path, monkeypatch):
     url_holder: list[str] = []
     with HttpsServer(make_handler(state, url_holder), tmp_path) as server:
         url_holder.append(server.url)
-        monkeypatch.setenv("HDSCTL_ACCESS_TOKEN", TOKEN)
+        state.token = jwt(server.url, secret=SECRET)
+        monkeypatch.setenv("HDSCTL_ARM_TOKEN", state.token)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
         state.url = server.url
         state.seed(BASE, {"name": "hospws", "location": "westeurope", "tags": {"env": "prod"},
@@ -75,7 +77,7 @@ def test_workspace_access_is_disabled_by_a_put_of_writable_fields(arm):
     assert len(puts) == 1 and puts[0].path == BASE
     assert puts[0].body == {"location": "westeurope", "tags": {"env": "prod"},
                             "properties": {"publicNetworkAccess": "Disabled"}}
-    assert puts[0].authorization == f"Bearer {TOKEN}"
+    assert puts[0].authorization == f"Bearer {arm.token}"
     # azure-mgmt-core followed the long-running operation to its end.
     assert any(r.path.startswith("/operations/") for r in arm.requests)
     assert stored(arm, BASE)["properties"]["publicNetworkAccess"] == "Disabled"

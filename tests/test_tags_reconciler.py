@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+from support.tokens import DICOM_AUDIENCE, jwt
 
 from hdsctl.dicom import errors
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicomtags import TagDefinition, check_tag
 from hdsctl.emulator.server import Emulator
 from hdsctl.emulator.store import Knobs
+from hdsctl.retry import Budget
 from hdsctl.tags.apply import PollSchedule, SyncTimeout, sync
 
 FAST = PollSchedule(first=0.02, factor=1.5, longest=0.1)
@@ -225,7 +227,9 @@ def test_the_128_limit_blocks_adds_and_sends_nothing(emulator):
 def test_the_service_refuses_a_129th_tag(emulator):
     many = [check_tag(f"0009{0x1000 + i:04X}", "Series", "LO", "ACME") for i in range(128)]
     run_sync(emulator, many)
-    with client_for(emulator) as client, pytest.raises(errors.ServiceBusy, match="maximum number"):
+    # The service answers 503, which is retried like any 503 until the time budget is spent.
+    with client_for(emulator, budget=Budget(per_request=1)) as client, \
+            pytest.raises(errors.ServiceBusy, match="maximum number"):
         client.add_tags([DESIRED[0]])
 
 
@@ -247,7 +251,7 @@ def test_v1_completed_is_treated_as_succeeded(emulator):
 
 
 def test_no_token_over_plain_http_even_when_one_is_configured(emulator, monkeypatch):
-    monkeypatch.setenv("HDSCTL_ACCESS_TOKEN", "never-send-me")
+    monkeypatch.setenv("HDSCTL_DICOM_TOKEN", jwt(DICOM_AUDIENCE, secret="never-send-me"))
     run_sync(emulator)
     assert emulator.requests and not any(r.authorization for r in emulator.requests)
 

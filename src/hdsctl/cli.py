@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,9 +16,26 @@ from hdsctl.promotion import commands as promotion_commands
 from hdsctl.tags import commands as tag_commands
 
 
+class _StderrHandler(logging.Handler):
+    """hdsctl's own notices (retry waits, deprecations) on stderr, as the user's progress.
+    Resolves sys.stderr when it writes, so it follows redirection."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"  {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def _show_notices() -> None:
+    logger = logging.getLogger("hdsctl")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.INFO))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _show_notices()
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -36,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from hdsctl.arguments import Parser
+
+    parser = Parser(
         prog="hdsctl",
         description="Config-as-code for Azure Health Data Services imaging platforms. "
         "Each environment is a stack file in stacks/.",
@@ -106,6 +126,8 @@ def _validate(args) -> int:
         print(f"ok  {path}: {spec.tier} environment '{env.name}', workspace {env.workspace_name}, "
               f"{len(spec.dicom_services)} DICOM, {len(spec.fhir_services)} FHIR, "
               f"{len(spec.role_assignments)} role assignments")
+        if spec.trusted_hosts:
+            print(f"    trusted hosts (receive the DICOM token): {', '.join(spec.trusted_hosts)}")
     collisions = name_collisions(environments) if args.all else []
     for problem in collisions:
         print(f"{args.stacks_dir}: environments collide: {problem}", file=sys.stderr)

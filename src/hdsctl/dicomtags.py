@@ -1,7 +1,7 @@
 """Rules for DICOM extended query tags, checked offline against pydicom's data dictionary.
 
 The service's own rules (see the extended-query-tag reference): a path is 8 hex digits or a
-case-sensitive keyword, sequences are refused, 17 VRs are supported, private tags need a VR
+case-sensitive keyword, sequences are refused, 18 VRs are supported (DS among them), private tags need a VR
 and a private creator, standard tags must not carry one, and tags that are searchable by
 default cannot be added.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 MAX_EXTENDED_QUERY_TAGS = 128
 
 SUPPORTED_VRS = frozenset(
-    ["AE", "AS", "CS", "DA", "DT", "FD", "FL", "IS", "LO", "PN", "SH", "SL", "SS", "TM", "UI", "UL", "US"]
+    ["AE", "AS", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "PN", "SH", "SL", "SS", "TM", "UI", "UL", "US"]
 )
 LEVELS = ("Study", "Series", "Instance")
 

@@ -21,7 +21,7 @@ DEFINITION = "/providers/microsoft.authorization/roledefinitions/"
 @dataclass
 class AuthorizationState:
     assignments: list[dict] = field(default_factory=list)
-    definitions: dict[str, dict] = field(default_factory=dict)  # guid → {roleName, actions}
+    definitions: dict[str, dict] = field(default_factory=dict)  # guid → {roleName, actions, notActions}
     names: dict[str, str] = field(default_factory=dict)  # object id → display name
     page_size: int = 100
     throttle_next: int = 0
@@ -80,7 +80,8 @@ def make_handler(state: AuthorizationState):
                 return self.send_json(200, {
                     "id": path, "name": guid, "type": "Microsoft.Authorization/roleDefinitions",
                     "properties": {"roleName": definition["roleName"], "type": "CustomRole",
-                                   "permissions": [{"actions": definition["actions"], "notActions": []}],
+                                   "permissions": [{"actions": definition["actions"],
+                                                    "notActions": definition.get("notActions", [])}],
                                    "assignableScopes": ["/"]}})
             return self.send_json(404, {"error": {"code": "NotFound", "message": path}})
 

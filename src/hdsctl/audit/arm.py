@@ -14,8 +14,9 @@ from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
 from hdsctl.spec.access import Scope
 
 READ_PERMISSION = "Microsoft.Authorization/roleAssignments/read"
-PRIVILEGED_ACTIONS = ("*", "microsoft.authorization/*/write", "microsoft.authorization/roleassignments/write",
-                      "microsoft.authorization/*")
+# A role that may perform either can grant itself, or anyone, anything.
+PRIVILEGED_OPERATIONS = ("Microsoft.Authorization/roleAssignments/write",
+                         "Microsoft.Authorization/roleDefinitions/write")
 
 
 class AuditAccessDenied(HdsctlError):
@@ -46,14 +47,16 @@ class RoleInfo:
     custom: bool
 
 
-def authorization_client(subscription_id: str, arm_url: str, credential=None):
+def authorization_client(subscription_id: str, arm_url: str, credential=None, budget=None):
     from azure.mgmt.authorization import AuthorizationManagementClient
 
-    from hdsctl.credentials import arm_scope, azure_credential
+    from hdsctl.credentials import ARM, arm_scope, credential_for
+    from hdsctl.retry import BudgetRetryPolicy
 
+    scope = arm_scope(arm_url)
     return AuthorizationManagementClient(
-        credential or azure_credential(), subscription_id,
-        base_url=arm_url, credential_scopes=[arm_scope(arm_url)],
+        credential or credential_for(ARM, scope), subscription_id,
+        base_url=arm_url, credential_scopes=[scope], retry_policy=BudgetRetryPolicy(budget),
     )
 
 
@@ -86,10 +89,8 @@ def resolve_roles(client, role_definition_ids: set[str], workers: int = 8) -> di
 
     def one(definition_id: str) -> RoleInfo:
         definition = _guarded(lambda: client.role_definitions.get_by_id(definition_id), definition_id)
-        actions = [action.lower() for permission in definition.permissions or []
-                   for action in permission.actions or []]
         return RoleInfo(definition.role_name or naming.arm_name(definition_id),
-                        any(action in PRIVILEGED_ACTIONS for action in actions), True)
+                        grants_privilege(definition.permissions or []), True)
 
     if custom:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(custom)))) as pool:
@@ -98,8 +99,34 @@ def resolve_roles(client, role_definition_ids: set[str], workers: int = 8) -> di
     return resolved
 
 
+def grants_privilege(permissions) -> bool:
+    """Whether any permission block allows a privileged operation: its `actions` match it by
+    Azure's wildcard rules (`*` matches any characters, case-insensitive) and its `notActions`
+    do not take it away again."""
+    for permission in permissions:
+        actions = list(getattr(permission, "actions", None) or [])
+        not_actions = list(getattr(permission, "not_actions", None) or [])
+        for operation in PRIVILEGED_OPERATIONS:
+            allowed = any(_matches(action, operation) for action in actions)
+            if allowed and not any(_matches(taken, operation) for taken in not_actions):
+                return True
+    return False
+
+
+def _matches(pattern: str, operation: str) -> bool:
+    import re
+
+    regex = ".*".join(re.escape(part) for part in pattern.strip().split("*"))
+    return re.fullmatch(regex, operation, flags=re.IGNORECASE) is not None
+
+
 def _guarded(call, where: str):
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
 
     try:
         return call()
@@ -107,14 +134,15 @@ def _guarded(call, where: str):
         if getattr(err, "status_code", None) in (401, 403):
             raise _denied(where, err) from None
         raise AuditAccessDenied(f"could not get a token for Resource Manager: {err.message}\n"
-                                "  sign in (az login), use a managed identity, or set HDSCTL_ACCESS_TOKEN"
+                                "  sign in (az login), use a managed identity, or set HDSCTL_ARM_TOKEN"
                                 ) from None
     except HttpResponseError as err:
         if err.status_code in (401, 403):
             raise _denied(where, err) from None
         raise AuditFailed(f"reading {where} failed ({err.status_code}): {err.message}") from None
-    except ServiceRequestError as err:
-        raise AuditFailed(f"cannot reach Resource Manager for {where}: {err}") from None
+    except (ServiceRequestError, ServiceResponseError) as err:
+        raise AuditFailed(f"no answer from Resource Manager for {where} within the time budget: "
+                          f"{str(err).splitlines()[0][:200]}") from None
 
 
 def _denied(where: str, err) -> AuditAccessDenied:

@@ -86,6 +86,9 @@ def run_matrix(args) -> int:
 
     names = [n.strip() for n in args.stacks.split(",") if n.strip()] if args.stacks else list_stacks(
         args.stacks_dir)
+    if not names:
+        raise AuditUsageError(f"no stacks to compare: {args.stacks_dir} holds no Pulumi.<env>.yaml files"
+                              if not args.stacks else "--stacks names no environment")
     environments = [load_environment(stack_file_path(name, args.stacks_dir)) for name in names]
     print(matrix.render(matrix.build(environments), args.format))
     return EXIT_OK

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 PUBLIC_GRAPH = "https://graph.microsoft.com"
+# Names are a convenience: the audit does not wait long for them.
+GRAPH_BUDGET_SECONDS = 60.0
+
+log = logging.getLogger("hdsctl.audit")
 
 
 def display_names(
@@ -15,14 +20,21 @@ def display_names(
         return None
     from azure.core import PipelineClient
     from azure.core.exceptions import AzureError
-    from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+    from azure.core.pipeline.policies import BearerTokenCredentialPolicy
     from azure.core.rest import HttpRequest
 
-    from hdsctl.credentials import azure_credential
+    from hdsctl.credentials import GRAPH, CredentialProblem, credential_for
+    from hdsctl.retry import Budget, BudgetRetryPolicy
 
+    scope = f"{graph_url.rstrip('/')}/.default"
+    try:
+        credential = credential or credential_for(GRAPH, scope)
+    except CredentialProblem as err:  # names are optional: say why they are missing, go on
+        log.warning("display names not resolved: %s", err)
+        return None
     client = PipelineClient(graph_url, policies=[
-        RetryPolicy(retry_total=2),
-        BearerTokenCredentialPolicy(credential or azure_credential(), f"{graph_url.rstrip('/')}/.default"),
+        BudgetRetryPolicy(Budget(per_request=GRAPH_BUDGET_SECONDS)),
+        BearerTokenCredentialPolicy(credential, scope),
     ])
     names: dict[str, str] = {}
     ids = sorted(object_ids)
@@ -37,7 +49,8 @@ def display_names(
             for item in response.json().get("value", []):
                 if item.get("id") and item.get("displayName"):
                     names[item["id"].lower()] = item["displayName"]
-    except AzureError:
+    except (AzureError, CredentialProblem) as err:
+        log.warning("display names not resolved: %s", str(err).splitlines()[0][:300])
         return None
     finally:
         client.close()

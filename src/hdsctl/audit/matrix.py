@@ -31,8 +31,10 @@ def render(matrix: dict, fmt: str) -> str:
     body = [[row["principal"], row["role"], row["scope"],
              *[row["grantedIn"].get(name, "-") for name in names]] for row in matrix["rows"]]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        from hdsctl.audit.report import markdown_cell
+
+        lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + " --- |" * len(header)]
+        lines += ["| " + " | ".join(map(markdown_cell, cells)) + " |" for cells in body]
         return "\n".join(lines)
     widths = [max(len(str(cells[i])) for cells in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()

@@ -64,8 +64,19 @@ def render(report: AuditReport, fmt: str) -> str:
     # Names come from Azure and Graph: HTML must escape them (the .j2 suffix hides the kind).
     templates = Environment(loader=PackageLoader("hdsctl.audit", "templates"),
                             autoescape=fmt == "html", trim_blocks=True, lstrip_blocks=True)
+    templates.filters["md"] = markdown_cell
     name = {"markdown": "report.md.j2", "html": "report.html.j2"}[fmt]
     return templates.get_template(name).render(report=report, failing=FAILING)
+
+
+def markdown_cell(value) -> str:
+    """Text from Azure or Graph as one Markdown table cell: no column breaks (|), no line
+    breaks, no HTML, no code-span breaks."""
+    import html
+
+    text = " ".join(str(value).split())
+    text = html.escape(text, quote=False).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    return text
 
 
 def who(finding: Finding) -> str:

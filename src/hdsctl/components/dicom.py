@@ -30,6 +30,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
         placement: Placement,
         data_url: str,
         bindings: list[Binding],
+        trusted_hosts: tuple[str, ...] = (),
         workspace_grants: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -70,6 +71,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
                 f"{spec.name}-extended-query-tags",
                 url=data_url,
                 tags=[tag.definition() for tag in spec.extended_query_tags],
+                trusted_hosts=list(trusted_hosts),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     depends_on=[self.service, *interfaces.role_assignments, *workspace_grants]),

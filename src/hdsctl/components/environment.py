@@ -60,7 +60,7 @@ class ImagingEnvironment(pulumi.ComponentResource):
         self.dicom = {
             service.name: DicomServiceComponent(
                 service, placement=placement, data_url=env.dicom_url(service.name),
-                bindings=bindings.get(service.name, []),
+                bindings=bindings.get(service.name, []), trusted_hosts=tuple(spec.trusted_hosts),
                 workspace_grants=self.workspace.role_assignments, opts=child,
             )
             for service in spec.dicom_services

@@ -21,6 +21,9 @@ from hdsctl.dicomtags import TagDefinition
 # assignments take a while to reach it: a 403 right after the deployer's grant is retried.
 ACCESS_WAIT_SECONDS = 900
 ACCESS_RETRY_SECONDS = 30
+REINDEX_TIMEOUT_SECONDS = 3600
+# The resource's own timeout covers both waits; the client's retries never run past it.
+RESOURCE_TIMEOUT = f"{(ACCESS_WAIT_SECONDS + REINDEX_TIMEOUT_SECONDS) // 60}m"
 
 
 def tags_input(definitions: list[TagDefinition]) -> dict[str, dict[str, Any]]:
@@ -43,18 +46,22 @@ def reconcile(props: dict[str, Any], retired: list[str]) -> dict[str, Any]:
     """Sync the declared tags, removing `retired` ones first; raise if anything failed."""
     from hdsctl.dicom.client import DicomClient
     from hdsctl.dicom.errors import AccessDenied
+    from hdsctl.retry import Budget
     from hdsctl.tags.apply import PollSchedule, sync
     from hdsctl.tags.report import tag_states
 
     desired = definitions_of(props["extended_query_tags"])
-    deadline = time.monotonic() + float(props.get("access_wait_seconds", ACCESS_WAIT_SECONDS))
+    access_wait = float(props.get("access_wait_seconds", ACCESS_WAIT_SECONDS))
+    reindex_timeout = float(props.get("timeout_seconds", REINDEX_TIMEOUT_SECONDS))
+    deadline = time.monotonic() + access_wait
     retry_every = float(props.get("access_retry_seconds", ACCESS_RETRY_SECONDS))
-    with DicomClient(props["url"]) as client:
+    with DicomClient(props["url"], trusted_hosts=tuple(props.get("trusted_hosts") or ()),
+                     budget=Budget.until(access_wait + reindex_timeout)) as client:
         while True:
             try:
                 for path in retired:
                     client.delete_tag(path)
-                outcome = sync(client, desired, timeout=float(props.get("timeout_seconds", 3600)),
+                outcome = sync(client, desired, timeout=reindex_timeout,
                                schedule=PollSchedule(first=float(props.get("poll_seconds", 1.0))))
                 break
             except AccessDenied:
@@ -95,7 +102,7 @@ class ExtendedQueryTagsProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         from hdsctl.dicom.client import DicomClient
 
-        with DicomClient(props["url"]) as client:
+        with DicomClient(props["url"], trusted_hosts=tuple(props.get("trusted_hosts") or ())) as client:
             observed = {tag.path: tag for tag in client.list_tags()}
         # What the service holds for the declared paths, so a refresh shows drift as a diff.
         tags = {
@@ -116,8 +123,12 @@ class ExtendedQueryTags(pulumi.dynamic.Resource, module="hdsctl", name="Extended
     state: pulumi.Output[dict]
 
     def __init__(self, name: str, *, url: pulumi.Input[str], tags: list[TagDefinition],
-                 opts: pulumi.ResourceOptions | None = None):
+                 trusted_hosts: list[str] | None = None, opts: pulumi.ResourceOptions | None = None):
+        timeouts = pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(
+            create=RESOURCE_TIMEOUT, update=RESOURCE_TIMEOUT))
         super().__init__(
             ExtendedQueryTagsProvider(), name,
-            {"url": url, "extended_query_tags": tags_input(tags), "state": None}, opts,
+            {"url": url, "extended_query_tags": tags_input(tags), "trusted_hosts": trusted_hosts or [],
+             "state": None},
+            pulumi.ResourceOptions.merge(timeouts, opts),
         )

@@ -37,13 +37,16 @@ def resource_id(props: dict[str, Any]) -> str:
 def _client(props: dict[str, Any]):
     from azure.mgmt.healthcareapis import HealthcareApisManagementClient
 
-    from hdsctl.credentials import arm_scope, azure_credential
+    from hdsctl.credentials import ARM, arm_scope, credential_for
+    from hdsctl.retry import Budget, BudgetRetryPolicy
 
+    scope = arm_scope(props["arm_endpoint"])
     return HealthcareApisManagementClient(
-        azure_credential(),
+        credential_for(ARM, scope),
         props["subscription_id"],
         base_url=props["arm_endpoint"],
-        credential_scopes=[arm_scope(props["arm_endpoint"])],
+        credential_scopes=[scope],
+        retry_policy=BudgetRetryPolicy(Budget(per_request=float(props.get("retry_seconds", 600)))),
     )
 
 

@@ -1,18 +1,16 @@
 """Client for one DICOM service's extended-query-tag and operation endpoints.
 
-Built on azure-core's pipeline: retries with exponential backoff and jitter, bearer-token
-auth from azure-identity, and HTTP logging that redacts the Authorization header.
+Built on azure-core's pipeline: hdsctl's one retry policy (bounded by a time budget), bearer
+tokens only for the DICOM audience and only to hosts `hdsctl.endpoints` allows, and HTTP
+logging that redacts the Authorization header.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import random
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
@@ -21,7 +19,6 @@ from azure.core.pipeline.policies import (
     BearerTokenCredentialPolicy,
     HeadersPolicy,
     HttpLoggingPolicy,
-    RetryPolicy,
     SansIOHTTPPolicy,
     UserAgentPolicy,
 )
@@ -37,25 +34,11 @@ from hdsctl.dicom.models import (
     operation_id_from_url,
 )
 from hdsctl.dicomtags import TagDefinition
+from hdsctl.endpoints import EndpointRefused, check_dicom_url
+from hdsctl.retry import Budget, BudgetRetryPolicy
 
-DICOM_SCOPE = "https://dicom.healthcareapis.azure.com/.default"
 API_VERSIONS = ("v1", "v2")
 PAGE_LIMIT = 200
-
-
-class _JitteredRetry(RetryPolicy):
-    """azure-core's retry, plus jitter, and POST/PATCH retried too.
-
-    Every write this client sends is safe to repeat: the reconciler re-reads and re-plans
-    on the 409s a repeated POST can meet, so a 429 or a reset connection is retried as well.
-    """
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._method_whitelist = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST", "PATCH"})
-
-    def get_backoff_time(self, settings: dict[str, Any]) -> float:
-        return super().get_backoff_time(settings) * random.uniform(0.5, 1.0)
 
 
 class RequestCounter(SansIOHTTPPolicy):
@@ -78,15 +61,6 @@ class RequestCounter(SansIOHTTPPolicy):
         return sum(n for method, n in self.by_method.items() if method in {"POST", "PATCH", "PUT", "DELETE"})
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def split_service_url(url: str) -> tuple[str, str]:
     """`https://x/v1` → (`https://x`, `v1`); a URL without a version gets v2."""
     base = url.rstrip("/")
@@ -103,41 +77,37 @@ class DicomClient:
         *,
         credential: TokenCredential | None = None,
         api_version: str | None = None,
-        retry_total: int = 6,
+        trusted_hosts: tuple[str, ...] = (),
+        budget: Budget | None = None,
         retry_backoff_factor: float = 0.5,
-        retry_backoff_max: float = 20,
-        retry_timeout: float = 300,
+        retry_backoff_max: float = 30.0,
     ):
         base, version = split_service_url(service_url)
         self.api_version = (api_version or version).lower()
         if self.api_version not in API_VERSIONS:
             raise errors.InsecureUrl(f"API version {api_version!r} is not one of {', '.join(API_VERSIONS)}")
-        parts = urlsplit(base)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise errors.InsecureUrl(f"{service_url!r} is not an http(s) URL of a DICOM service")
-        self.sends_token = parts.scheme == "https"
-        if not self.sends_token and not is_loopback(parts.hostname):
-            raise errors.InsecureUrl(
-                f"refusing plain http to {parts.hostname}: a token would travel unencrypted. "
-                "Use https, or http only for a local emulator on 127.0.0.1/localhost"
-            )
+        try:
+            _, resource = check_dicom_url(base, trusted_hosts)
+        except EndpointRefused as err:
+            raise errors.InsecureUrl(str(err)) from None
+        self.sends_token = resource is not None
         self.base_url = base
         self.counter = RequestCounter()
+        self.retry = BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor,
+                                       backoff_max=retry_backoff_max)
         policies: list[Any] = [
             HeadersPolicy({"Accept": "application/json"}),
             UserAgentPolicy(f"hdsctl/{__version__}"),
-            _JitteredRetry(
-                retry_total=retry_total, retry_backoff_factor=retry_backoff_factor,
-                retry_backoff_max=retry_backoff_max, timeout=retry_timeout,
-            ),
+            self.retry,
             self.counter,
         ]
-        if self.sends_token:
+        if resource is not None:
+            scope = f"{resource}/.default"
             if credential is None:
-                from hdsctl.credentials import azure_credential
+                from hdsctl.credentials import DICOM, credential_for
 
-                credential = azure_credential()
-            policies.append(BearerTokenCredentialPolicy(credential, DICOM_SCOPE))
+                credential = credential_for(DICOM, scope)
+            policies.append(BearerTokenCredentialPolicy(credential, scope))
         policies.append(HttpLoggingPolicy())
         self._client = PipelineClient(base_url=base, policies=policies)
 
@@ -222,7 +192,10 @@ class DicomClient:
         try:
             response = self._client.send_request(request)
         except (ServiceRequestError, ServiceResponseError) as err:
-            raise errors.ServiceUnreachable(f"{method} {url} failed after retries: {err}") from None
+            raise errors.ServiceUnreachable(
+                f"{method} {url} got no answer ({str(err).splitlines()[0][:200]}); check the URL, and that "
+                "this network reaches the service (a private endpoint answers only inside its network)"
+            ) from None
         if response.status_code in ok:
             return response
         raise _error_for(response, method, url)
@@ -256,7 +229,8 @@ def _error_for(response: HttpResponse, method: str, url: str) -> errors.DicomApi
         )
     if status == 409 and "already exist" in message.lower():
         return errors.TagsAlreadyExist(status, message, **context)
-    if status == 429 or status >= 500:
+    if status in (408, 429) or status >= 500:
         return errors.ServiceBusy(status, message, **context,
-                                  hint="the service kept refusing after every retry; try again later")
+                                  hint="the service kept answering so for the whole time budget; try again "
+                                       "later, or give it longer with --timeout")
     return errors.DicomApiError(status, message, **context)

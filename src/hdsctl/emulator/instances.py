@@ -23,7 +23,7 @@ SERIES_LEVEL = {"00180015", "00181030", "00081010", "00080060", "00191002", "000
 
 # Length limits and character rules of the string VRs the service indexes.
 _MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DT": 26, "LO": 64, "PN": 64, "SH": 16,
-               "TM": 14, "UI": 64, "IS": 12}
+               "TM": 14, "UI": 64, "IS": 12, "DS": 16}
 _CS = re.compile(r"^[A-Z0-9 _]*$")
 _DA = re.compile(r"^\d{8}$")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
@@ -39,7 +39,7 @@ def value_error(vr: str, value: str) -> str | None:
         return "value contains characters not allowed in a CS element"
     if vr == "DA" and not _DA.match(value):
         return "value is not a valid DA (YYYYMMDD)"
-    if vr in {"IS", "SL", "SS", "UL", "US", "FL", "FD"} and not _NUMBER.match(value):
+    if vr in {"DS", "IS", "SL", "SS", "UL", "US", "FL", "FD"} and not _NUMBER.match(value):
         return f"value is not a number of VR {vr}"
     return None
 

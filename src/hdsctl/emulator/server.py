@@ -107,6 +107,30 @@ def _paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
     return limit, offset
 
 
+# Bodies are read whole: bounded, so a client cannot make the emulator hold gigabytes.
+MAX_BODY_BYTES = 1 << 20
+
+
+def knob_problem(name: str, value: Any) -> str | None:
+    """Why a knob cannot take `value`, judged by the type its field declares."""
+    declared = {f.name: f.type for f in fields(Knobs)}
+    if name not in declared:
+        return f"unknown knob {name!r} (knobs: {', '.join(sorted(declared))})"
+    kind = str(declared[name])
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "float":
+        ok = number and value >= 0
+    elif kind == "int | None":
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    else:  # int
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if ok and name == "instances_per_second" and value <= 0:
+        ok = False
+    return None if ok else f"knob {name!r} takes {kind} (>= 0), not {json.dumps(value)}"
+
+
 def _handler(emulator: Emulator):
     store = emulator.store
 
@@ -141,8 +165,22 @@ def _handler(emulator: Emulator):
             self.close_connection = True
             self.connection.close()
 
+        def _length(self) -> int:
+            text = self.headers.get("Content-Length") or "0"
+            if not text.isdigit():
+                self.close_connection = True  # the rest of the stream cannot be trusted
+                raise ApiError(400, f"Content-Length {text!r} is not a byte count.")
+            length = int(text)
+            if length > MAX_BODY_BYTES:
+                self.close_connection = True
+                raise ApiError(413, f"The request body is {length} bytes; at most {MAX_BODY_BYTES} are taken.")
+            return length
+
+        def _discard_body(self) -> None:
+            self.rfile.read(self._length())
+
         def _body(self) -> Any:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = self.rfile.read(self._length())
             try:
                 return json.loads(raw or b"null")
             except ValueError:
@@ -197,22 +235,24 @@ def _handler(emulator: Emulator):
                 time.sleep(knobs.latency_ms / 1000)
             if knobs.deny_next > 0:
                 knobs.deny_next -= 1
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._discard_body()
                 self._answer(403, text="The caller is not authorized to perform this action.")
                 return True
             if knobs.reset_next > 0:
                 knobs.reset_next -= 1
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._discard_body()
                 self._reset()
                 return True
-            for status, burst, chance in ((429, "burst_429", knobs.chance_429),
-                                          (503, "burst_503", knobs.chance_503)):
+            for status, burst, chance in ((503, "burst_503", knobs.chance_503),
+                                          (429, "burst_429", knobs.chance_429)):
                 if getattr(knobs, burst) > 0 or (chance and emulator.random.random() < chance):
                     if getattr(knobs, burst) > 0:
                         setattr(knobs, burst, getattr(knobs, burst) - 1)
-                    self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                    self._discard_body()
                     text = "Too many requests." if status == 429 else "The server is busy (deadlock)."
-                    self._answer(status, text=text)
+                    after = ({"Retry-After": str(knobs.retry_after)}
+                             if status == 429 and knobs.retry_after is not None else None)
+                    self._answer(status, text=text, headers=after)
                     return True
             return False
 
@@ -290,17 +330,23 @@ def _handler(emulator: Emulator):
 
         def _control(self, method: str, path: str):
             if path == "/_emulator/knobs" and method == "POST":
-                body = self._body() or {}
-                names = {f.name for f in fields(Knobs)}
-                unknown = set(body) - names
-                if unknown:
-                    raise ApiError(400, f"unknown knobs: {', '.join(sorted(unknown))}")
+                body = self._body()
+                if not isinstance(body, dict):
+                    raise ApiError(400, "knobs are a JSON object of name: value")
+                problems = [problem for name, value in body.items() if (problem := knob_problem(name, value))]
+                if problems:
+                    raise ApiError(400, "; ".join(problems))
                 for name, value in body.items():
                     setattr(store.knobs, name, value)
                 return self._answer(200, asdict(store.knobs))
             if path == "/_emulator/bad-values" and method == "POST":
-                for tag_path, count in (self._body() or {}).items():
-                    store.mark_bad_values(tag_path, int(count))
+                body = self._body()
+                if not isinstance(body, dict) or not all(
+                        isinstance(count, int) and not isinstance(count, bool) and count >= 0
+                        for count in body.values()):
+                    raise ApiError(400, "bad-values is a JSON object of tag path: count (a whole number >= 0)")
+                for tag_path, count in body.items():
+                    store.mark_bad_values(tag_path, count)
                 return self._answer(204)
             if path == "/_emulator/state" and method == "GET":
                 with store.lock:

@@ -43,6 +43,7 @@ class Knobs:
     chance_503: float = 0.0
     burst_429: int = 0  # the next N data-plane requests answer 429
     burst_503: int = 0
+    retry_after: int | None = None  # Retry-After (seconds) on those 429 answers
     reset_next: int = 0  # the next N requests: connection reset before any answer
     deny_next: int = 0  # the next N requests answer 403, as before a role assignment arrives
     reset_after_next_write: int = 0  # the next N writes are done, then the answer is lost
@@ -169,7 +170,10 @@ class Store:
 
     def mark_bad_values(self, path_text: str, count: int) -> None:
         """Give the newest `count` instances a value the VR cannot hold."""
-        path = f"{resolve_path(path_text):08X}"
+        try:
+            path = f"{resolve_path(path_text):08X}"
+        except TagRuleError as err:
+            raise ApiError(400, f"bad-values: {err}") from None
         with self.lock:
             for instance in reversed(self.instances[-count:] if count else []):
                 instance.values[path] = BAD_VALUE

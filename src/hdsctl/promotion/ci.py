@@ -67,7 +67,7 @@ def promotion_chain(environments: list[Environment]) -> list[Stage]:
 def _uses_local_services(env: Environment) -> bool:
     from urllib.parse import urlsplit
 
-    from hdsctl.dicom.client import is_loopback
+    from hdsctl.endpoints import is_loopback
 
     return any(service.url and is_loopback(urlsplit(service.url).hostname or "")
                for service in env.spec.dicom_services)

@@ -321,9 +321,9 @@ def _plain(value):
 def _check(promotion: Promotion, target_path: Path, target_config: dict, check_policy: bool) -> None:
     """Read the new text back the way every command reads a stack file, so what is checked and
     printed is what would be written; and prove nothing outside the promoted keys moved."""
-    import yaml
+    from hdsctl.spec.yaml_text import parse_yaml
 
-    config = (yaml.safe_load(promotion.text.removeprefix("\ufeff")) or {}).get("config") or {}
+    config = (parse_yaml(promotion.text.removeprefix("\ufeff"), str(target_path)) or {}).get("config") or {}
     edited = {f"{NAMESPACE}:{key}" for _, _, key in SERVICE_LISTS} | {ROLES_KEY}
     moved = sorted(key for key in set(config) | set(target_config)
                    if key not in edited and config.get(key) != target_config.get(key))

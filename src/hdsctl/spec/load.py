@@ -105,22 +105,18 @@ def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
 
 
 def read_stack_file(path: Path) -> StackFile:
-    import yaml
+    from hdsctl.spec.yaml_text import parse_yaml
 
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError(source, [SpecProblem("", "no such stack file")]) from None
+    except UnicodeDecodeError as err:
+        raise SpecError(source, [SpecProblem("", f"not UTF-8 text: {err.reason}")]) from None
     except OSError as err:
         raise SpecError(source, [SpecProblem("", f"cannot read: {err.strerror}")]) from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(err, "problem", None) or str(err)
-        raise SpecError(source, [SpecProblem(where, f"not valid YAML: {reason}")]) from None
+    document = parse_yaml(text, source)
     if document is None:
         document = {}
     if not isinstance(document, dict):

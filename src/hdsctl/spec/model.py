@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -158,6 +159,14 @@ class ExtendedQueryTag(Model):
     vr: str | None = None
     private_creator: str | None = None
     query_enabled: bool = True
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_read_as_a_number(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ValueError(f"YAML read this tag path as the number {value}; quote it (path: \"00100020\") "
+                             "so its 8 hex digits stay as written")
+        return value
 
     @model_validator(mode="after")
     def _valid_for_the_service(self):
@@ -340,6 +349,10 @@ class EnvironmentSpec(Model):
     lock: bool | None = env()
     protect_data: bool | None = env()
     arm_endpoint: HttpsUrl = env(PUBLIC_ARM_ENDPOINT)
+    # Hosts other than Azure's DICOM hosts and loopback that may receive the DICOM token (a
+    # gateway in front of the service). Each one is a reviewed decision; `validate` lists them.
+    trusted_hosts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$", max_length=253)]] = env(
+        default_factory=list)
 
     @property
     def locked(self) -> bool:

@@ -20,6 +20,22 @@ def check_references(spec: EnvironmentSpec) -> list[SpecProblem]:
     problems += _principals(spec)
     problems += _role_assignments(spec)
     problems += _dns_zones(spec)
+    problems += _data_plane_urls(spec)
+    return problems
+
+
+def _data_plane_urls(spec: EnvironmentSpec) -> list[SpecProblem]:
+    """A DICOM URL gets the DICOM token: only Azure's hosts, loopback, or a trusted host."""
+    from hdsctl.endpoints import EndpointRefused, check_dicom_url
+
+    problems = []
+    for index, service in enumerate(spec.dicom_services):
+        if service.url is None:
+            continue
+        try:
+            check_dicom_url(service.url, spec.trusted_hosts)
+        except EndpointRefused as err:
+            problems.append(SpecProblem(f"hdsctl:dicomServices[{index}].url", str(err)))
     return problems
 
 

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from hdsctl.arguments import count, port, positive_seconds
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_FAILED, EXIT_OK, HdsctlError
 
 HEADINGS = {"plan": "Plan", "sync": "Sync", "status": "Status"}
@@ -34,7 +35,7 @@ def run(args) -> int:
     for service in services:
         url = args.url or env.dicom_url(service.name)
         desired = [tag.definition() for tag in service.extended_query_tags]
-        report, code = _one_service(args, service.name, url, desired)
+        report, code = _one_service(args, service.name, url, desired, tuple(env.spec.trusted_hosts))
         reports.append(report)
         codes.append(code)
         if not args.json:
@@ -55,13 +56,18 @@ def _combined(codes: list[int]) -> int:
     return EXIT_OK
 
 
-def _one_service(args, name, url, desired):
+def _one_service(args, name, url, desired, trusted_hosts):
     from hdsctl.dicom.client import DicomClient
+    from hdsctl.retry import Budget
     from hdsctl.tags.apply import PollSchedule, SyncTimeout, read_state, sync
     from hdsctl.tags.plan import TagPlan, plan
     from hdsctl.tags.report import ServiceReport, tag_states
 
-    client = DicomClient(url)  # a refused URL (InsecureUrl) is bad input: it propagates
+    # --timeout bounds the whole run, retries included. A refused URL (InsecureUrl) or a
+    # missing credential is bad input: it propagates.
+    timeout = getattr(args, "timeout", None)
+    budget = Budget.until(timeout) if timeout else Budget()
+    client = DicomClient(url, trusted_hosts=trusted_hosts, budget=budget)
     report = ServiceReport(name, url, desired, [], TagPlan())
     prune, allow_replace = getattr(args, "prune", False), getattr(args, "allow_replace", False)
     try:
@@ -132,19 +138,24 @@ def add_arguments(commands) -> None:
             parser.add_argument("--allow-replace", action="store_true",
                                 help="re-add tags whose vr, level or privateCreator changed (reindexes)")
         if name == "sync":
-            parser.add_argument("--timeout", type=float, default=3600,
-                                help="seconds to wait for reindexing (default 3600)")
-            parser.add_argument("--poll-interval", type=float, default=1.0,
+            parser.add_argument("--timeout", type=positive_seconds, default=3600,
+                                help="seconds for the whole sync, reindexing and retries included "
+                                     "(default 3600)")
+            parser.add_argument("--poll-interval", type=positive_seconds, default=1.0,
                                 help="first wait between operation polls, growing to 15 s")
+        else:
+            parser.add_argument("--timeout", type=positive_seconds, default=300,
+                                help="seconds for the whole command, retries included (default 300)")
         parser.set_defaults(handler=run)
 
 
 def add_emulator_arguments(commands) -> None:
     parser = commands.add_parser("emulator", help="a local DICOM extended-query-tag service on loopback")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8042, help="port (0 picks a free one; default 8042)")
-    parser.add_argument("--instances", type=int, default=2000, help="synthetic instances to reindex")
-    parser.add_argument("--instances-per-second", type=float, default=500.0, help="reindex speed")
+    parser.add_argument("--port", type=port, default=8042, help="port (0 picks a free one; default 8042)")
+    parser.add_argument("--instances", type=count, default=2000, help="synthetic instances to reindex")
+    parser.add_argument("--instances-per-second", type=positive_seconds, default=500.0,
+                        help="reindex speed (instances per second, above 0)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--url-file", type=Path, help="write the service URL here once listening")
     parser.set_defaults(handler=run_emulator)
@@ -153,9 +164,9 @@ def add_emulator_arguments(commands) -> None:
 def run_emulator(args) -> int:
     import threading
 
-    from hdsctl.dicom.client import is_loopback
     from hdsctl.emulator.server import Emulator
     from hdsctl.emulator.store import Knobs
+    from hdsctl.endpoints import is_loopback
 
     if not is_loopback(args.host):
         raise UsageError(f"the emulator has no authentication: bind it to loopback, not {args.host}")

@@ -1,0 +1,68 @@
+"""Where a token may go: the data-plane hosts of the Azure clouds, loopback, and nothing else
+unless a stack file names it in `hdsctl:trustedHosts` (reviewed like every other change).
+
+The spec's validation and every client use these same rules, so a URL that `validate` accepts
+is one the client will talk to, and the other way round.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+# DICOM data-plane host suffix → the token resource of that cloud.
+DICOM_CLOUDS = {
+    ".dicom.azurehealthcareapis.com": "https://dicom.healthcareapis.azure.com",  # public cloud
+    ".dicom.azurehealthcareapis.us": "https://dicom.healthcareapis.azure.us",  # Azure Government
+}
+PUBLIC_DICOM_RESOURCE = DICOM_CLOUDS[".dicom.azurehealthcareapis.com"]
+
+
+class EndpointRefused(ValueError):
+    """A URL a token must not be sent to, or that is not a URL at all."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def dicom_resource(host: str) -> str | None:
+    """The token resource for an Azure DICOM host, or None for any other host."""
+    host = host.lower().rstrip(".")
+    return next((resource for suffix, resource in DICOM_CLOUDS.items()
+                 if host.endswith(suffix) and len(host) > len(suffix)), None)
+
+
+def check_dicom_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -> tuple[str, str | None]:
+    """(host, token resource) for a DICOM data-plane URL hdsctl may use; the resource is None
+    for plain http on loopback, where no token is sent. Raises EndpointRefused with the reason."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as err:
+        raise EndpointRefused(f"{url!r} is not a valid URL ({err})") from None
+    if parts.scheme not in {"http", "https"} or not host:
+        raise EndpointRefused(f"{url!r} is not an http(s) URL of a DICOM service")
+    if parts.username is not None or parts.password is not None:
+        raise EndpointRefused("a URL with user information (user:password@) is refused; credentials "
+                              "come from the environment, never from a URL")
+    if parts.scheme == "http":
+        if is_loopback(host):
+            return host, None
+        raise EndpointRefused(f"refusing plain http to {host}: a token would travel unencrypted. Use "
+                              "https, or http only for a local emulator on 127.0.0.1/localhost")
+    resource = dicom_resource(host)
+    if resource:
+        return host, resource
+    if is_loopback(host) or host.lower() in {h.lower() for h in trusted_hosts}:
+        return host, PUBLIC_DICOM_RESOURCE
+    clouds = ", ".join(f"*{suffix}" for suffix in DICOM_CLOUDS)
+    raise EndpointRefused(f"{host} is not a DICOM service host of an Azure cloud ({clouds}) nor "
+                          "loopback, so the DICOM token will not be sent there; if it really fronts "
+                          "your DICOM service, list it under hdsctl:trustedHosts in the stack file")
