@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,17 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@functools.cache
+def _shipped_plan(stack: str):
+    from hdsctl.preview import run_preview
+
+    return run_preview(STACKS / f"Pulumi.{stack}.yaml", PROGRAM)
+
+
+def shipped_plan(stack: str):
+    """The offline plan of a shipped stack, previewed once per test process; a copy each time,
+    so a test that edits it changes no other test's plan."""
+    return copy.deepcopy(_shipped_plan(stack))
+

@@ -188,3 +188,19 @@ def test_emulator_bounds_and_checks_request_bodies():
         assert status == 400
         status, _ = _post(f"{emulator.url}/_emulator/knobs", b"{}")  # still serving
         assert status == 200
+
+
+def test_the_audit_refuses_a_dicom_token_for_resource_manager(run_cli, tmp_path, monkeypatch):
+    from support.arm_authorization import AuthorizationState, make_handler
+    from support.https import HttpsServer
+
+    state = AuthorizationState()
+    with HttpsServer(make_handler(state), tmp_path) as server:
+        state.url = server.url
+        monkeypatch.setenv("HDSCTL_ARM_TOKEN", jwt(DICOM_AUDIENCE))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
+        code, _, err = run_cli("--stacks-dir", str(STACKS), "audit", "roles", "--stack", "prod",
+                               "--arm-url", server.url, "--graph-url", server.url)
+    assert code == EXIT_BAD_INPUT
+    assert "HDSCTL_ARM_TOKEN holds a token for https://dicom.healthcareapis.azure.com" in err
+    assert state.requests == []

