@@ -178,31 +178,12 @@ def _promote_settings(promotion: Promotion, options: Options, where: str, model,
 
 def _promote_tags(promotion: Promotion, options: Options, where: str, wanted, current, raw: dict,
                   node) -> None:
-    source_raw = {tag.definition().path: item
-                  for tag, item in zip(wanted.extended_query_tags, raw.get(TAGS_KEY) or [], strict=True)}
-    wanted_tags = {tag.definition().path: tag.definition() for tag in wanted.extended_query_tags}
-    existing = node.get(TAGS_KEY)
-    flow = _flow_items(existing)
-    items = []
-    for item, tag in zip(existing or [], current.extended_query_tags, strict=True):
-        definition = tag.definition()
-        if definition.path in wanted_tags:
-            same = wanted_tags[definition.path] == definition
-            items.append(item if same else _node(source_raw[definition.path], flow=flow))
-        elif not options.prune:
-            promotion.kept.append(f"{where}: extended query tag {_tag_label(definition)} (not declared in "
-                                  f"{promotion.source.name}; --prune removes it)")
-            items.append(item)
-    current_paths = {tag.definition().path for tag in current.extended_query_tags}
-    items += [_node(source_raw[path], flow=flow) for path in wanted_tags if path not in current_paths]
-    if _same_nodes(items, existing):
-        return
-    if existing is None:
-        node[TAGS_KEY] = _node([], flow=False)
-        existing = node[TAGS_KEY]
-    existing[:] = items
-    if not items:
-        del node[TAGS_KEY]
+    def keyed(service) -> list[_Keyed]:
+        definitions = [tag.definition() for tag in service.extended_query_tags]
+        return [_Keyed(d.path, d, f"extended query tag {_tag_label(d)}") for d in definitions]
+
+    _merge_list(promotion, options, where, node, TAGS_KEY, keyed(current), keyed(wanted),
+                raw.get(TAGS_KEY) or [])
 
 
 def _tag_label(definition) -> str:
@@ -210,33 +191,51 @@ def _tag_label(definition) -> str:
 
 
 def _promote_bindings(promotion: Promotion, options: Options, config, source_raw: list) -> None:
-    def keyed(assignments):
-        return {(a.role.lower(), a.principal, a.scope): a for a in assignments}
+    def keyed(spec) -> list[_Keyed]:
+        return [_Keyed((a.role.lower(), a.principal, a.scope), a, f"{a.role} for {a.principal} on {a.scope}",
+                       never_pruned=a.principal == DEPLOYER_ALIAS) for a in spec.role_assignments]
 
-    wanted = keyed(promotion.source.spec.role_assignments)
-    raw_by_key = dict(zip(wanted, source_raw, strict=True))
-    existing = config.get(ROLES_KEY)
+    _merge_list(promotion, options, "roleAssignments", config, ROLES_KEY, keyed(promotion.target.spec),
+                keyed(promotion.source.spec), source_raw)
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    """One item of a promoted list: what identifies it across environments, its effective value."""
+
+    key: Any
+    value: Any
+    label: str
+    never_pruned: bool = False
+
+
+def _merge_list(promotion: Promotion, options: Options, where: str, container, list_key: str,
+                current: list[_Keyed], wanted: list[_Keyed], wanted_raw: list) -> None:
+    """Make the target's list hold the source's items: unchanged ones keep their nodes (and
+    comments), changed ones take the source's spelling, new ones are appended in its order,
+    and the target's own are kept unless --prune."""
+    existing = container.get(list_key)
     flow = _flow_items(existing)
+    by_key = {item.key: (item, raw) for item, raw in zip(wanted, wanted_raw, strict=True)}
     items = []
-    for item, assignment in zip(existing or [], promotion.target.spec.role_assignments, strict=True):
-        binding = (assignment.role.lower(), assignment.principal, assignment.scope)
-        if binding in wanted:
-            same = wanted[binding] == assignment
-            items.append(item if same else _node(raw_by_key[binding], flow=flow))
-        elif assignment.principal == DEPLOYER_ALIAS or not options.prune:
-            why = ("the deployer's own grant is never pruned" if assignment.principal == DEPLOYER_ALIAS
-                   else "--prune removes it")
-            promotion.kept.append(f"roleAssignments: {assignment.role} for {assignment.principal} on "
-                                  f"{assignment.scope} (not declared in {promotion.source.name}; {why})")
-            items.append(item)
-    present = {(a.role.lower(), a.principal, a.scope) for a in promotion.target.spec.role_assignments}
-    items += [_node(raw_by_key[b], flow=flow) for b in wanted if b not in present]
+    for node, item in zip(existing or [], current, strict=True):
+        if item.key in by_key:
+            source_item, raw = by_key[item.key]
+            items.append(node if source_item.value == item.value else _node(raw, flow=flow))
+        elif item.never_pruned or not options.prune:
+            why = "the deployer's own grant is never pruned" if item.never_pruned else "--prune removes it"
+            promotion.kept.append(f"{where}: {item.label} (not declared in {promotion.source.name}; {why})")
+            items.append(node)
+    present = {item.key for item in current}
+    items += [_node(raw, flow=flow) for key, (_, raw) in by_key.items() if key not in present]
     if _same_nodes(items, existing):
         return
-    if existing is None:
-        config[ROLES_KEY] = _node([], flow=False)
-        existing = config[ROLES_KEY]
-    existing[:] = items
+    if not items:
+        container.pop(list_key, None)
+    elif existing is None:
+        container[list_key] = _node(items, flow=False)
+    else:
+        existing[:] = items
 
 
 def _same_nodes(items: list, existing) -> bool:
