@@ -1,4 +1,5 @@
-"""Client for one DICOM service's extended-query-tag and operation endpoints.
+"""Client for one DICOM service: extended query tags and operations, and DICOMweb (STOW-RS,
+QIDO-RS, WADO-RS, DELETE), in a data partition when the service has them.
 
 Built on azure-core's pipeline: hdsctl's one retry policy (bounded by a time budget), bearer
 tokens only for the DICOM audience and only to hosts `hdsctl.endpoints` allows, and HTTP
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from azure.core import PipelineClient
@@ -33,6 +35,7 @@ from hdsctl.dicom.models import (
     lower_keys,
     operation_id_from_url,
 )
+from hdsctl.dicom.web import MultipartBody, StowResult, parse_stow_answer, split_multipart
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
 from hdsctl.retry import Budget, BudgetRetryPolicy
@@ -81,6 +84,7 @@ class DicomClient:
         budget: Budget | None = None,
         retry_backoff_factor: float = 0.5,
         retry_backoff_max: float = 30.0,
+        partition: str | None = None,
     ):
         base, version = split_service_url(service_url)
         self.api_version = (api_version or version).lower()
@@ -92,11 +96,12 @@ class DicomClient:
             raise errors.InsecureUrl(str(err)) from None
         self.sends_token = resource is not None
         self.base_url = base
+        self.partition = partition
         self.counter = RequestCounter()
         self.retry = BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor,
                                        backoff_max=retry_backoff_max)
         policies: list[Any] = [
-            HeadersPolicy({"Accept": "application/json"}),
+            HeadersPolicy({}),
             UserAgentPolicy(f"hdsctl/{__version__}"),
             self.retry,
             self.counter,
@@ -172,6 +177,93 @@ class DicomClient:
         return state if state.id else OperationState(operation_id, state.type, state.status,
                                                      state.percent_complete)
 
+    # -- DICOMweb ------------------------------------------------------------------------
+
+    def store(self, parts: list[Path | bytes], *, study: str | None = None, upsert: bool = False,
+              expiry_ms: int | None = None) -> StowResult:
+        """STOW-RS (PUT with `upsert`): one multipart request, streamed from the files."""
+        body = MultipartBody(parts)
+        headers = {"Content-Type": body.content_type, "Content-Length": str(body.length)}
+        if expiry_ms is not None:  # the service deletes the study when it is due
+            headers |= {"msdicom-expiry-time-milliseconds": str(int(expiry_ms)),
+                        "msdicom-expiry-option": "RelativeToNow", "msdicom-expiry-level": "Study"}
+        try:
+            response = self._send("PUT" if upsert else "POST", self._web("/studies", study), content=body,
+                                  headers=headers, accept="application/dicom+json", ok=(200, 202, 409))
+        finally:
+            body.close()
+        return parse_stow_answer(response.status_code, _json_or_none(response))
+
+    def search(self, level: str, filters: dict[str, str] | None = None, *, study: str | None = None,
+               series: str | None = None, includefield: tuple[str, ...] = (), limit: int = 100,
+               offset: int = 0, fuzzy: bool = False) -> list[dict[str, Any]]:
+        """QIDO-RS at `level` (studies, series, instances); 204 is an empty result."""
+        if not 1 <= limit <= PAGE_LIMIT:
+            raise ValueError(f"limit must be 1-{PAGE_LIMIT}")
+        params: dict[str, Any] = {**(filters or {}), "limit": limit, "offset": offset}
+        if includefield:
+            params["includefield"] = ",".join(includefield)
+        if fuzzy:
+            params["fuzzymatching"] = "true"
+        response = self._send("GET", self._web(f"/{level}", study, series), params=params,
+                              accept="application/dicom+json", ok=(200, 204))
+        return [] if response.status_code == 204 else (response.json() or [])
+
+    def search_all(self, level: str, filters: dict[str, str] | None = None, **kwargs) -> Iterator[dict]:
+        offset = 0
+        while True:
+            page = self.search(level, filters, limit=PAGE_LIMIT, offset=offset, **kwargs)
+            yield from page
+            if len(page) < PAGE_LIMIT:
+                return
+            offset += len(page)
+
+    def retrieve_instance(self, study: str, series: str, instance: str) -> bytes:
+        """The stored file, as it was stored (original transfer syntax)."""
+        response = self._send("GET", self._web("/studies", study, series, instance),
+                              accept='multipart/related; type="application/dicom"; transfer-syntax=*')
+        parts = split_multipart(response.headers.get("Content-Type", ""), response.read())
+        if len(parts) != 1:
+            raise errors.DicomApiError(200, f"expected one instance, got {len(parts)} parts", method="GET",
+                                       url=self._url(self._web("/studies", study, series, instance)))
+        return parts[0][1]
+
+    def retrieve_metadata(self, study: str, series: str | None = None,
+                          instance: str | None = None) -> list[dict[str, Any]]:
+        response = self._send("GET", self._web("/studies", study, series, instance) + "/metadata",
+                              accept="application/dicom+json")
+        return response.json() or []
+
+    def retrieve_rendered(self, study: str, series: str, instance: str, *, media: str = "image/jpeg",
+                          frame: int | None = None) -> bytes:
+        path = self._web("/studies", study, series, instance)
+        path += f"/frames/{frame}/rendered" if frame else "/rendered"
+        return self._send("GET", path, accept=media).read()
+
+    def retrieve_frames(self, study: str, series: str, instance: str, frames: list[int]) -> list[bytes]:
+        path = self._web("/studies", study, series, instance) + "/frames/" + ",".join(map(str, frames))
+        response = self._send("GET", path,
+                              accept='multipart/related; type="application/octet-stream"; transfer-syntax=*')
+        return [payload for _, payload in split_multipart(response.headers.get("Content-Type", ""),
+                                                          response.read())]
+
+    def delete(self, study: str, series: str | None = None, instance: str | None = None) -> bool:
+        """Delete a study, series or instance; False when it was not there."""
+        try:
+            self._send("DELETE", self._web("/studies", study, series, instance), ok=(200, 202, 204))
+        except errors.NotFound:
+            return False
+        return True
+
+    def _web(self, root: str, study: str | None = None, series: str | None = None,
+             instance: str | None = None) -> str:
+        path = f"/partitions/{self.partition}" if self.partition else ""
+        path += root
+        for label, uid in (("", study), ("/series", series), ("/instances", instance)):
+            if uid:
+                path += f"{label}/{uid}"
+        return path
+
     # -- plumbing ------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
@@ -186,9 +278,11 @@ class DicomClient:
                 return
             offset += len(page)
 
-    def _send(self, method: str, path: str, *, params=None, json_body=None, ok=(200,)) -> HttpResponse:
+    def _send(self, method: str, path: str, *, params=None, json_body=None, content=None, headers=None,
+              accept: str = "application/json", ok=(200,)) -> HttpResponse:
         url = self._url(path)
-        request = HttpRequest(method, url, params=params, json=json_body)
+        request = HttpRequest(method, url, params=params, json=json_body, content=content,
+                              headers={"Accept": accept, **(headers or {})})
         try:
             response = self._client.send_request(request)
         except (ServiceRequestError, ServiceResponseError) as err:
@@ -199,6 +293,13 @@ class DicomClient:
         if response.status_code in ok:
             return response
         raise _error_for(response, method, url)
+
+
+def _json_or_none(response: HttpResponse) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _add_entry(tag: TagDefinition) -> dict[str, str]:
@@ -217,11 +318,16 @@ def _error_for(response: HttpResponse, method: str, url: str) -> errors.DicomApi
     if status in (401, 403):
         return errors.AccessDenied(
             status, message, **context,
-            hint="the caller needs DICOM Data Owner on the service to change tags (DICOM Data "
-                 "Reader to read them); new role assignments can take minutes to apply",
+            hint="the caller needs DICOM Data Owner on the service to store, delete or change tags (DICOM "
+                 "Data Reader to read); new role assignments can take minutes to apply",
         )
     if status == 404:
         return errors.NotFound(status, message, **context)
+    if status == 424:
+        return errors.DicomApiError(
+            status, message, **context,
+            hint="the service cannot reach its storage account or its key vault (424 Failed Dependency): check "
+                 "that the service's identity still has access to the Data Lake account and the CMK key")
     if status == 409 and "re-index" in message.lower():
         return errors.ActiveReindex(
             status, message, **context,

@@ -35,8 +35,12 @@ class Emulator:
     """Run with `with Emulator(...) as emu:`; `emu.url` is the service URL (no version)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, instances: int = 2000,
-                 seed: int = 7, knobs: Knobs | None = None, tls: ssl.SSLContext | None = None):
-        self.store = Store.seeded(instances, seed)
+                 seed: int = 7, knobs: Knobs | None = None, tls: ssl.SSLContext | None = None,
+                 engine=None):
+        # With an engine (hdsctl.emulator.orthanc), instances are the ones really stored.
+        self.store = Store.seeded(0 if engine is not None else instances, seed)
+        self.engine = engine
+        self.front = None
         if knobs is not None:
             self.store.knobs = knobs
         self.requests: list[SeenRequest] = []
@@ -54,12 +58,26 @@ class Emulator:
         return self.store.knobs
 
     def start(self) -> Emulator:
+        if self.engine is not None:
+            from hdsctl.emulator.dicomweb import DicomWebFront
+
+            self.engine.start()
+            self.front = DicomWebFront(self.engine, self.store)
+            try:
+                self.front.start()
+            except BaseException:
+                self.engine.stop()
+                raise
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if self.front is not None:
+            self.front.stop()
+        if self.engine is not None:
+            self.engine.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -107,8 +125,36 @@ def _paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
     return limit, offset
 
 
+def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
+    """The (path, value) filters of a QIDO query, checked as the service checks them: an
+    attribute must be searchable by default or a ready, enabled extended query tag at a level
+    the resource covers. Keys keep their case: DICOM keywords are case-sensitive."""
+    headers, filters = {}, []
+    with store.lock:
+        for key, value in pairs:
+            if key.lower() in QIDO_RESERVED:
+                continue
+            try:
+                path = f"{resolve_path(key):08X}"
+            except TagRuleError:
+                path = key.upper()
+            tag = store.tags.get(path)
+            if tag is not None:
+                if tag.status != "ready" or tag.level not in QIDO_LEVELS[resource]:
+                    raise ApiError(400, f"The query tag '{key}' is not queryable.")
+                if not tag.query_enabled:
+                    raise ApiError(400, f"Query is disabled on specified attribute '{key}'.")
+                if tag.errors:
+                    headers["erroneous-dicom-attributes"] = key
+            elif path not in DEFAULT_SEARCHABLE:
+                raise ApiError(400, f"The query parameter '{key}' is not supported.")
+            filters.append((path, value))
+    return filters, headers
+
+
 # Bodies are read whole: bounded, so a client cannot make the emulator hold gigabytes.
 MAX_BODY_BYTES = 1 << 20
+MAX_STOW_BYTES = 512 << 20  # STOW bodies hold images; the local service reads each one whole
 
 
 def knob_problem(name: str, value: Any) -> str | None:
@@ -159,21 +205,29 @@ def _handler(emulator: Emulator):
             self.end_headers()
             self.wfile.write(payload)
 
+        def _answer_raw(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
         def _reset(self) -> None:
             """Drop the connection with a TCP reset, as a failing network would."""
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()
 
-        def _length(self) -> int:
+        def _length(self, limit: int = MAX_BODY_BYTES) -> int:
             text = self.headers.get("Content-Length") or "0"
             if not text.isdigit():
                 self.close_connection = True  # the rest of the stream cannot be trusted
                 raise ApiError(400, f"Content-Length {text!r} is not a byte count.")
             length = int(text)
-            if length > MAX_BODY_BYTES:
+            if length > limit:
                 self.close_connection = True
-                raise ApiError(413, f"The request body is {length} bytes; at most {MAX_BODY_BYTES} are taken.")
+                raise ApiError(413, f"The request body is {length} bytes; at most {limit} are taken.")
             return length
 
         def _discard_body(self) -> None:
@@ -200,6 +254,9 @@ def _handler(emulator: Emulator):
         def do_DELETE(self):
             self._dispatch("DELETE")
 
+        def do_PUT(self):
+            self._dispatch("PUT")
+
         def _dispatch(self, method: str) -> None:
             parts = urlsplit(self.path)
             seen = SeenRequest(method, parts.path, self.headers.get("Authorization"))
@@ -217,6 +274,10 @@ def _handler(emulator: Emulator):
                 version, rest = segments[0], segments[1:]
                 scheme = "https" if emulator.url.startswith("https") else "http"
                 base = f"{scheme}://{self.headers.get('Host')}/{version}"
+                if emulator.front is not None and rest and rest[0] in {"studies", "series", "instances"}:
+                    raw = self.rfile.read(self._length(MAX_STOW_BYTES)) if method in {"POST", "PUT"} else b""
+                    answer = emulator.front.handle(method, base, rest, pairs, self.headers, raw)
+                    return self._answer_raw(*answer)
                 body = self._body() if method in {"POST", "PATCH"} else None
                 seen.body = body
                 status, answer, headers = self._route(method, version, base, rest, query, body, pairs)
@@ -294,27 +355,8 @@ def _handler(emulator: Emulator):
             raise ApiError(404 if method == "GET" else 405, f"{method} /{'/'.join(rest)} is not served.")
 
         def _qido(self, resource: str, pairs: list[tuple[str, str]]):
-            """Keys keep their case: DICOM keywords are case-sensitive."""
-            headers, filters = {}, []
+            filters, headers = qido_filters(store, resource, pairs)
             with store.lock:
-                for key, value in pairs:
-                    if key.lower() in QIDO_RESERVED:
-                        continue
-                    try:
-                        path = f"{resolve_path(key):08X}"
-                    except TagRuleError:
-                        path = key.upper()
-                    tag = store.tags.get(path)
-                    if tag is not None:
-                        if tag.status != "ready" or tag.level not in QIDO_LEVELS[resource]:
-                            raise ApiError(400, f"The query tag '{key}' is not queryable.")
-                        if not tag.query_enabled:
-                            raise ApiError(400, f"Query is disabled on specified attribute '{key}'.")
-                        if tag.errors:
-                            headers["erroneous-dicom-attributes"] = key
-                    elif path not in DEFAULT_SEARCHABLE:
-                        raise ApiError(400, f"The query parameter '{key}' is not supported.")
-                    filters.append((path, value))
                 matches = [i for i in store.instances if all(i.values.get(p) == v for p, v in filters)]
             key_of = {"studies": lambda i: i.study_uid, "series": lambda i: i.series_uid,
                       "instances": lambda i: i.sop_uid}[resource]

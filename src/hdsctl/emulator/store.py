@@ -209,12 +209,31 @@ class Store:
                 if tag is not None and tag.operation_id == operation.id:
                     tag.status, tag.operation_id = "ready", None
 
+    def add_instance(self, instance: Instance) -> None:
+        """An instance stored after its tags exist is indexed as it arrives, as the service does."""
+        with self.lock:
+            self.instances = [i for i in self.instances if i.sop_uid != instance.sop_uid]
+            self.instances.append(instance)
+            for path in self.tags:
+                self._index_value(self.tags[path], instance)
+
+    def remove_instances(self, keep) -> list[Instance]:
+        """Drop the instances `keep` refuses; return them."""
+        with self.lock:
+            gone = [i for i in self.instances if not keep(i)]
+            self.instances = [i for i in self.instances if keep(i)]
+            return gone
+
     def _index(self, operation: Operation, instance: Instance) -> None:
         for path in operation.tag_paths:
             tag = self.tags.get(path)
-            value = instance.values.get(path)
-            if tag is None or value is None:
-                continue
+            if tag is not None:
+                self._index_value(tag, instance)
+
+    def _index_value(self, tag: StoredTag, instance: Instance) -> None:
+        path = tag.path
+        value = instance.values.get(path)
+        if value is not None:
             problem = value_error(tag.vr, value)
             if problem:
                 tag.errors.append({

@@ -1,0 +1,203 @@
+"""DICOMweb on the wire: multipart/related bodies streamed from files or bytes, STOW-RS
+answers read per instance, multipart answers split into their parts.
+
+STOW answers are results, not exceptions: 200 all stored, 202 some stored or stored with
+warnings, 409 none stored; each failed instance carries the service's FailureReason code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# FailureReason (0008,1197) codes of the Azure DICOM service (conformance statement v2).
+FAILURE_REASONS = {
+    272: "processing failure",
+    43264: "validation failed",
+    43265: "StudyInstanceUID does not match the study in the request URL",
+    45070: "already stored (same study, series and SOP instance UID)",
+    45071: "being created by another request, or a failed create not yet cleaned up",
+}
+ALREADY_STORED = 45070
+WARNING_REASONS = {45063: "dataset does not match its SOP class", 1: "attribute validation warnings"}
+
+RETRIEVE_URL = "00081190"
+FAILED_SOP_SEQUENCE = "00081198"
+REFERENCED_SOP_SEQUENCE = "00081199"
+SOP_CLASS = "00081150"
+SOP_INSTANCE = "00081155"
+FAILURE_REASON = "00081197"
+WARNING_REASON = "00081196"
+FAILED_ATTRIBUTES = "00741048"
+ERROR_COMMENT = "00000902"
+
+
+class MultipartBody(io.RawIOBase):
+    """multipart/related; type="application/dicom" read lazily from its parts: a file is opened
+    only when the stream reaches it, so memory stays flat however large the upload. Seekable
+    to the start, so the retry policy can send it again."""
+
+    def __init__(self, parts: list[Path | bytes], part_type: str = "application/dicom"):
+        super().__init__()
+        self.boundary = f"hdsctl-{uuid.uuid4().hex}"
+        self.content_type = f'multipart/related; type="{part_type}"; boundary={self.boundary}'
+        head = f"--{self.boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode()
+        self._pieces: list[bytes | Path] = []
+        for index, part in enumerate(parts):
+            self._pieces.append(head if index == 0 else b"\r\n" + head)
+            self._pieces.append(part)
+        self._pieces.append(f"\r\n--{self.boundary}--\r\n".encode())
+        self.length = sum(len(p) if isinstance(p, bytes) else os.path.getsize(p) for p in self._pieces)
+        self._index, self._offset, self._position, self._file = 0, 0, 0, None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if (offset, whence) not in {(0, io.SEEK_SET), (self._position, io.SEEK_SET), (0, io.SEEK_CUR)}:
+            raise io.UnsupportedOperation("a multipart body rewinds only to its start")
+        if offset == 0 and whence == io.SEEK_SET:
+            self._close_file()
+            self._index, self._offset, self._position = 0, 0, 0
+        return self._position
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        while self._index < len(self._pieces):
+            piece = self._pieces[self._index]
+            if isinstance(piece, bytes):
+                chunk = piece[self._offset:self._offset + len(view)]
+            else:
+                if self._file is None:
+                    self._file = open(piece, "rb")  # noqa: SIM115 - closed when the part ends
+                chunk = self._file.read(len(view))
+            if chunk:
+                view[:len(chunk)] = chunk
+                self._offset += len(chunk)
+                self._position += len(chunk)
+                return len(chunk)
+            self._close_file()
+            self._index, self._offset = self._index + 1, 0
+        return 0
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        self._close_file()
+        super().close()
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    sop_instance_uid: str
+    sop_class_uid: str
+    url: str | None = None
+    warning: int | None = None
+
+
+@dataclass(frozen=True)
+class FailedInstance:
+    sop_instance_uid: str
+    sop_class_uid: str
+    reason: int
+    comments: tuple[str, ...] = ()
+
+    @property
+    def meaning(self) -> str:
+        return FAILURE_REASONS.get(self.reason, f"failure reason {self.reason}")
+
+
+@dataclass
+class StowResult:
+    """The service's answer to one STOW request, instance by instance."""
+
+    status: int
+    stored: list[StoredInstance] = field(default_factory=list)
+    failed: list[FailedInstance] = field(default_factory=list)
+    retrieve_url: str | None = None
+
+    @property
+    def already_stored(self) -> list[FailedInstance]:
+        return [f for f in self.failed if f.reason == ALREADY_STORED]
+
+    @property
+    def refused(self) -> list[FailedInstance]:
+        return [f for f in self.failed if f.reason != ALREADY_STORED]
+
+
+def parse_stow_answer(status: int, body: Any) -> StowResult:
+    dataset = body if isinstance(body, dict) else {}
+    result = StowResult(status, retrieve_url=_first(dataset, RETRIEVE_URL))
+    for item in _items(dataset, REFERENCED_SOP_SEQUENCE):
+        warning = _first(item, WARNING_REASON)
+        result.stored.append(StoredInstance(_first(item, SOP_INSTANCE) or "", _first(item, SOP_CLASS) or "",
+                                            _first(item, RETRIEVE_URL),
+                                            int(warning) if warning is not None else None))
+    for item in _items(dataset, FAILED_SOP_SEQUENCE):
+        comments = tuple(str(_first(attribute, ERROR_COMMENT) or "")
+                         for attribute in _items(item, FAILED_ATTRIBUTES))
+        reason = _first(item, FAILURE_REASON)
+        result.failed.append(FailedInstance(_first(item, SOP_INSTANCE) or "", _first(item, SOP_CLASS) or "",
+                                            int(reason) if reason is not None else 272, comments))
+    return result
+
+
+def _items(dataset: dict, tag: str) -> list[dict]:
+    element = dataset.get(tag) or dataset.get(tag.lower()) or {}
+    return [item for item in element.get("Value") or [] if isinstance(item, dict)]
+
+
+def _first(dataset: dict, tag: str) -> Any:
+    element = dataset.get(tag) or dataset.get(tag.lower()) or {}
+    values = element.get("Value") or []
+    return values[0] if values else None
+
+
+def split_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """The parts of a multipart answer, each with its headers (lower-case names)."""
+    boundary = _parameter(content_type, "boundary")
+    if not boundary:
+        raise ValueError(f"no boundary in {content_type!r}")
+    delimiter = b"--" + boundary.encode()
+    parts = []
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        chunk = chunk.removeprefix(b"\r\n")
+        head, _, payload = chunk.partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name:
+                headers[name.strip().lower()] = value.strip()
+        parts.append((headers, payload.removesuffix(b"\r\n")))
+    return parts
+
+
+def _parameter(header: str, name: str) -> str | None:
+    for piece in header.split(";")[1:]:
+        key, _, value = piece.strip().partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"')
+    return None
+
+
+def dicom_json_value(dataset: dict, tag: str) -> Any:
+    """The first value of an attribute in a DICOM JSON dataset (PN as its alphabetic form)."""
+    value = _first(dataset, tag)
+    if isinstance(value, dict) and "Alphabetic" in value:
+        return value["Alphabetic"]
+    return value

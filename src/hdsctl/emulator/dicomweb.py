@@ -1,0 +1,334 @@
+"""DICOMweb in front of the local engine, with the Azure DICOM service's semantics where
+Orthanc's differ:
+
+- STOW: an instance already stored is FailureReason 45070 on POST (PUT replaces it), a study
+  other than the URL's is 43265, a file that is not Part 10, lacks a required UID or uses an
+  implicit-VR transfer syntax is 43264; 200 all stored, 202 partly, 409 none. The expiry
+  headers (`msdicom-expiry-*`) delete the study when due; a later STOW without them cancels.
+- QIDO: an attribute that is neither searchable by default nor a ready, enabled extended query
+  tag is a 400 naming it; extended query tags are matched on the values indexed at store time.
+- DELETE: through the engine's REST API (its DICOMweb DELETE is not served); 404 when absent.
+- WADO: forwarded as it is.
+
+Every stored instance is indexed here as well, so a reindex walks what is really stored.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+import json
+import threading
+import time
+import uuid
+from urllib.parse import quote
+
+from hdsctl.emulator.instances import Instance
+from hdsctl.emulator.orthanc import OrthancEngine
+from hdsctl.emulator.store import ApiError, Store
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+NOT_INDEXED_VRS = {"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+EXPIRY_HEADERS = ("msdicom-expiry-time-milliseconds", "msdicom-expiry-option", "msdicom-expiry-level")
+LEVEL_KEYS = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}
+
+
+def index_values(dataset) -> dict[str, str]:
+    """Top-level values as text, keyed by 8-hex tag path, the way the index stores them."""
+    from pydicom.multival import MultiValue
+
+    values = {}
+    for element in dataset:
+        if element.VR in NOT_INDEXED_VRS or element.value is None or element.tag.group == 0x7FE0:
+            continue
+        value = element.value
+        text = "\\".join(map(str, value)) if isinstance(value, (MultiValue, list, tuple)) else str(value)
+        values[f"{int(element.tag):08X}"] = text
+    return values
+
+
+def _item(sop_class: str, sop: str, **extra) -> dict:
+    item = {"00081150": {"vr": "UI", "Value": [sop_class]}, "00081155": {"vr": "UI", "Value": [sop]}}
+    for tag, (vr, value) in extra.items():
+        item[tag] = {"vr": vr, "Value": [value]}
+    return item
+
+
+class DicomWebFront:
+    def __init__(self, engine: OrthancEngine, store: Store):
+        self.engine = engine
+        self.store = store
+        self.expiry: dict[str, float] = {}  # study UID → time.monotonic() when it is deleted
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, daemon=True)
+
+    def start(self) -> None:
+        """Index what the engine already holds (a kept --data folder), then watch expiry."""
+        import pydicom
+
+        for _, payload in self.engine.instance_files():
+            dataset = pydicom.dcmread(io.BytesIO(payload), stop_before_pixels=True, force=True)
+            self.store.add_instance(self._instance(dataset))
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- routing -------------------------------------------------------------------------
+
+    def handle(self, method: str, base: str, rest: list[str], pairs: list[tuple[str, str]],
+               headers, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if method in {"POST", "PUT"} and rest[0] == "studies" and len(rest) <= 2:
+            return self.stow(method, base, rest[1] if len(rest) == 2 else None, headers, body)
+        if method == "DELETE" and rest[0] == "studies" and len(rest) in (2, 4, 6):
+            return self.delete(rest)
+        if method == "GET" and _is_qido(rest):
+            return self.qido(rest, pairs)
+        if method == "GET" and rest[0] == "studies":
+            return self.forward(rest, pairs, headers)
+        raise ApiError(405 if method != "GET" else 404, f"{method} /{'/'.join(rest)} is not served.")
+
+    # -- STOW ----------------------------------------------------------------------------
+
+    def stow(self, method: str, base: str, study_in_path: str | None, headers, body: bytes):
+        import pydicom
+
+        parts = _parts(headers.get("Content-Type", ""), body)
+        expiry_ms = _expiry(headers)
+        referenced, failed, accepted = [], [], []
+        for part in parts:
+            try:
+                dataset = pydicom.dcmread(io.BytesIO(part), stop_before_pixels=True)
+            except Exception as err:
+                failed.append(_item("", "", **{"00081197": ("US", 43264),
+                                                "00000902": ("LO", f"not a DICOM Part 10 file: {err}"[:64])}))
+                continue
+            uids = {name: str(getattr(dataset, name, "") or "") for name in
+                    ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")}
+            sop, sop_class = uids["SOPInstanceUID"], uids["SOPClassUID"]
+            syntax = str(getattr(dataset.file_meta, "TransferSyntaxUID", "") or "")
+            if not all(uids.values()) or syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+                failed.append(_item(sop_class, sop, **{"00081197": ("US", 43264)}))
+            elif study_in_path and uids["StudyInstanceUID"] != study_in_path:
+                failed.append(_item(sop_class, sop, **{"00081197": ("US", 43265)}))
+            elif method == "POST" and self._stored(sop):
+                failed.append(_item(sop_class, sop, **{"00081197": ("US", 45070)}))
+            elif not self._claim(sop):
+                failed.append(_item(sop_class, sop, **{"00081197": ("US", 45071)}))
+            else:
+                accepted.append((part, dataset))
+        try:
+            if accepted:
+                stored = self._store_in_engine([part for part, _ in accepted])
+                for _, dataset in accepted:
+                    sop, sop_class = str(dataset.SOPInstanceUID), str(dataset.SOPClassUID)
+                    if sop not in stored:
+                        failed.append(_item(sop_class, sop, **{"00081197": ("US", 272)}))
+                        continue
+                    self.store.add_instance(self._instance(dataset))
+                    url = (f"{base}/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
+                           f"/instances/{sop}")
+                    referenced.append(_item(sop_class, sop, **{"00081190": ("UR", url)}))
+                    self._schedule(str(dataset.StudyInstanceUID), expiry_ms)
+        finally:
+            with self._lock:
+                self._in_flight -= {str(dataset.SOPInstanceUID) for _, dataset in accepted}
+        answer: dict = {}
+        if study_in_path and referenced:
+            answer["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study_in_path}"]}
+        if referenced:
+            answer["00081199"] = {"vr": "SQ", "Value": referenced}
+        if failed:
+            answer["00081198"] = {"vr": "SQ", "Value": failed}
+        status = 409 if not referenced else 202 if failed else 200
+        return status, {"Content-Type": "application/dicom+json"}, json.dumps(answer).encode()
+
+    def _stored(self, sop: str) -> bool:
+        with self.store.lock:
+            return any(i.sop_uid == sop for i in self.store.instances)
+
+    def _claim(self, sop: str) -> bool:
+        with self._lock:
+            if sop in self._in_flight:
+                return False
+            self._in_flight.add(sop)
+            return True
+
+    def _store_in_engine(self, parts: list[bytes]) -> set[str]:
+        """Forward the accepted instances in one STOW to the engine; the SOP UIDs it stored."""
+        boundary = f"front-{uuid.uuid4().hex}"
+        body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+                        for part in parts) + f"--{boundary}--\r\n".encode()
+        status, _, payload = self.engine.request(
+            "POST", "/dicom-web/studies", body,
+            {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+             "Accept": "application/dicom+json"})
+        if status >= 500 or not payload:
+            raise ApiError(503, f"the local engine did not store the instances ({status})")
+        answer = json.loads(payload)
+        return {str(item.get("00081155", {}).get("Value", [""])[0])
+                for item in answer.get("00081199", {}).get("Value", [])}
+
+    def _instance(self, dataset) -> Instance:
+        return Instance(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID),
+                        str(dataset.SOPInstanceUID), index_values(dataset))
+
+    # -- expiry --------------------------------------------------------------------------
+
+    def _schedule(self, study: str, expiry_ms: int | None) -> None:
+        with self._lock:
+            if expiry_ms is None:
+                self.expiry.pop(study, None)  # the last STOW decides
+            else:
+                self.expiry[study] = time.monotonic() + expiry_ms / 1000
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            with self._lock:
+                due = [study for study, when in self.expiry.items() if when <= now]
+            for study in due:
+                self._delete_study(study)
+
+    # -- DELETE --------------------------------------------------------------------------
+
+    def delete(self, rest: list[str]):
+        study, series, instance = rest[1], _at(rest, 3), _at(rest, 5)
+        if study and series is None and instance is None:
+            found = self._delete_study(study)
+        else:
+            level, uid = ("Instance", instance) if instance else ("Series", series)
+            found = self._delete_resource(level, uid, study, series)
+        if not found:
+            raise ApiError(404, "The specified resource was not found.")
+        return 204, {}, b""
+
+    def _delete_study(self, study: str) -> bool:
+        with self._lock:
+            self.expiry.pop(study, None)
+        return self._delete_resource("Study", study, study, None)
+
+    def _delete_resource(self, level: str, uid: str, study: str, series: str | None) -> bool:
+        def inside(i: Instance) -> bool:
+            return (i.study_uid == study and (series is None or i.series_uid == series)
+                    and {"Study": i.study_uid, "Series": i.series_uid, "Instance": i.sop_uid}[level] == uid)
+
+        with self.store.lock:
+            if not any(inside(i) for i in self.store.instances):
+                return False
+        for match in self.engine.lookup(uid):
+            if match.get("Type") == level:
+                self.engine.request("DELETE", f"{match['Path']}")
+        self.store.remove_instances(lambda i: not inside(i))
+        return True
+
+    # -- QIDO ----------------------------------------------------------------------------
+
+    def qido(self, rest: list[str], pairs: list[tuple[str, str]]):
+        from hdsctl.emulator.server import qido_filters
+
+        resource = rest[-1]
+        filters, headers = qido_filters(self.store, resource, pairs)
+        with self.store.lock:
+            extended = [(path, value) for path, value in filters if path in self.store.tags]
+        limit, offset = _paging(pairs)
+        forwarded = [(k, v) for k, v in pairs if k.lower() not in {"limit", "offset"}
+                     and not any(f"{_path(k)}" == p for p, _ in extended)]
+        if not extended:
+            forwarded += [("limit", str(limit)), ("offset", str(offset))]
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='*,-.^:')}" for k, v in forwarded)
+        status, _, payload = self.engine.request("GET", f"/dicom-web/{'/'.join(rest)}?{query}",
+                                                 headers={"Accept": "application/dicom+json"})
+        if status >= 400:
+            raise ApiError(status, payload.decode(errors="replace")[:300])
+        results = json.loads(payload) if payload else []
+        if extended:
+            key = LEVEL_KEYS[resource]
+            with self.store.lock:
+                wanted = {self._key(resource, i) for i in self.store.instances
+                          if all(i.values.get(path) == value for path, value in extended)}
+            results = [r for r in results if (r.get(key, {}).get("Value") or [""])[0] in wanted]
+            results = results[offset:offset + limit]
+        if not results:
+            return 204, headers, b""
+        return 200, {"Content-Type": "application/dicom+json", **headers}, json.dumps(results).encode()
+
+    @staticmethod
+    def _key(resource: str, instance: Instance) -> str:
+        return {"studies": instance.study_uid, "series": instance.series_uid,
+                "instances": instance.sop_uid}[resource]
+
+    # -- WADO ----------------------------------------------------------------------------
+
+    def forward(self, rest: list[str], pairs: list[tuple[str, str]], headers):
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs)
+        path = f"/dicom-web/{'/'.join(rest)}" + (f"?{query}" if query else "")
+        accept = headers.get("Accept") or "*/*"
+        status, answer_headers, payload = self.engine.request("GET", path, headers={"Accept": accept})
+        if status == 404:
+            raise ApiError(404, "The specified resource was not found.")
+        kept = {k: v for k, v in answer_headers.items() if k.lower() in {"content-type", "etag"}}
+        return status, kept, payload
+
+
+def _is_qido(rest: list[str]) -> bool:
+    shapes = ([r"studies"], [r"series"], [r"instances"])
+    return (rest in [list(s) for s in shapes]
+            or (len(rest) == 3 and rest[0] == "studies" and rest[2] in {"series", "instances"})
+            or (len(rest) == 5 and rest[0] == "studies" and rest[2] == "series" and rest[4] == "instances"))
+
+
+def _at(rest: list[str], index: int) -> str | None:
+    return rest[index] if len(rest) > index else None
+
+
+def _path(key: str) -> str:
+    from hdsctl.dicomtags import TagRuleError, resolve_path
+
+    try:
+        return f"{resolve_path(key):08X}"
+    except TagRuleError:
+        return key.upper()
+
+
+def _paging(pairs) -> tuple[int, int]:
+    query = {k.lower(): v for k, v in pairs}
+    try:
+        limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
+    except ValueError:
+        raise ApiError(400, "limit and offset must be integers.") from None
+    if not 1 <= limit <= 200 or offset < 0:
+        raise ApiError(400, "limit must be between 1 and 200 and offset at least 0.")
+    return limit, offset
+
+
+def _parts(content_type: str, body: bytes) -> list[bytes]:
+    """The instances of a STOW body (multipart/related, or one application/dicom file)."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/dicom":
+        return [body]
+    if kind != "multipart/related":
+        raise ApiError(415, f"The content type '{content_type}' is not supported; use multipart/related; "
+                            "type=\"application/dicom\".")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        raise ApiError(400, "The multipart body could not be read.")
+    return [part.get_payload(decode=True) or b"" for part in message.iter_parts()]
+
+
+def _expiry(headers) -> int | None:
+    given = {name: headers.get(name) for name in EXPIRY_HEADERS if headers.get(name) is not None}
+    if not given:
+        return None
+    milliseconds = given.get("msdicom-expiry-time-milliseconds", "")
+    if not milliseconds.isdigit() or int(milliseconds) <= 0:
+        raise ApiError(400, "msdicom-expiry-time-milliseconds must be a whole number greater than 0.")
+    if given.get("msdicom-expiry-option", "RelativeToNow") != "RelativeToNow":
+        raise ApiError(400, "msdicom-expiry-option supports RelativeToNow only.")
+    if given.get("msdicom-expiry-level", "Study") != "Study":
+        raise ApiError(400, "msdicom-expiry-level supports Study only.")
+    return int(milliseconds)
