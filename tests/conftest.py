@@ -82,3 +82,18 @@ def shipped_plan(stack: str):
     so a test that edits it changes no other test's plan."""
     return copy.deepcopy(_shipped_plan(stack))
 
+
+@pytest.fixture(scope="session")
+def local_dicom():
+    """The Orthanc-backed local DICOM service, started once per test session (per worker)."""
+    from hdsctl.emulator.orthanc import EngineUnavailable, OrthancEngine
+    from hdsctl.emulator.server import Emulator
+    from hdsctl.emulator.store import Knobs
+
+    try:
+        emulator = Emulator(engine=OrthancEngine(), knobs=Knobs(instances_per_second=50_000)).start()
+    except EngineUnavailable as err:
+        pytest.skip(f"needs the local DICOM engine: {err}")
+    yield emulator
+    emulator.stop()
+

@@ -11,6 +11,7 @@ from pathlib import Path
 # The command modules import only the standard library at the top; their work is imported
 # when a command runs.
 from hdsctl.audit import commands as audit_commands
+from hdsctl.dicom import commands as dicom_commands
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
 from hdsctl.promotion import commands as promotion_commands
 from hdsctl.tags import commands as tag_commands
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
     tag_commands.add_arguments(commands)
     tag_commands.add_emulator_arguments(commands)
+    dicom_commands.add_arguments(commands)
     audit_commands.add_arguments(commands)
     promotion_commands.add_arguments(commands)
     return parser

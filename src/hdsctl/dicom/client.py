@@ -205,8 +205,9 @@ class DicomClient:
             params["includefield"] = ",".join(includefield)
         if fuzzy:
             params["fuzzymatching"] = "true"
-        response = self._send("GET", self._web(f"/{level}", study, series), params=params,
-                              accept="application/dicom+json", ok=(200, 204))
+        scope = self._web("/studies", study, series) if study else self._web("")
+        response = self._send("GET", f"{scope}/{level}", params=params, accept="application/dicom+json",
+                              ok=(200, 204))
         return [] if response.status_code == 204 else (response.json() or [])
 
     def search_all(self, level: str, filters: dict[str, str] | None = None, **kwargs) -> Iterator[dict]:

@@ -184,7 +184,13 @@ def _handler(emulator: Emulator):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, *args):
-            pass
+            """Quiet: tests and the CLI read what the emulator saw from `requests`."""
+
+        def setup(self):
+            super().setup()
+            # Headers and body go out in separate writes: without this, Nagle's algorithm and
+            # delayed acknowledgements add 40 ms to every answer.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         # -- answers -------------------------------------------------------------------
 
@@ -266,7 +272,7 @@ def _handler(emulator: Emulator):
             try:
                 if parts.path.startswith("/_emulator/"):
                     return self._control(method, parts.path)
-                if self._injected_fault(method):
+                if self._injected_fault(method, parts.path):
                     return
                 segments = [s for s in parts.path.split("/") if s]
                 if not segments or segments[0] not in {"v1", "v2"}:
@@ -290,8 +296,11 @@ def _handler(emulator: Emulator):
             except ApiError as err:
                 return self._answer(err.status, headers=err.headers, text=err.message)
 
-        def _injected_fault(self, method: str) -> bool:
+        def _injected_fault(self, method: str, path: str) -> bool:
             knobs = store.knobs
+            if knobs.refuse_rendered and path.endswith("/rendered"):
+                self._answer(406, text="The requested DICOM instance is too large to be rendered.")
+                return True
             if knobs.latency_ms:
                 time.sleep(knobs.latency_ms / 1000)
             if knobs.deny_next > 0:

@@ -150,7 +150,12 @@ def add_arguments(commands) -> None:
 
 
 def add_emulator_arguments(commands) -> None:
-    parser = commands.add_parser("emulator", help="a local DICOM extended-query-tag service on loopback")
+    parser = commands.add_parser("emulator", help="the local DICOM service on loopback")
+    parser.add_argument("--engine", choices=("orthanc", "synthetic"), default="orthanc",
+                        help="orthanc: Debian's Orthanc stores and serves real DICOM files behind the Azure "
+                             "behaviour (default); synthetic: the tag API over generated instances only")
+    parser.add_argument("--data", type=Path, help="with --engine orthanc: keep the files in this folder "
+                                                  "(default: a temporary one, removed on exit)")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=port, default=8042, help="port (0 picks a free one; default 8042)")
     parser.add_argument("--instances", type=count, default=2000, help="synthetic instances to reindex")
@@ -162,6 +167,7 @@ def add_emulator_arguments(commands) -> None:
 
 
 def run_emulator(args) -> int:
+    import signal
     import threading
 
     from hdsctl.emulator.server import Emulator
@@ -170,21 +176,30 @@ def run_emulator(args) -> int:
 
     if not is_loopback(args.host):
         raise UsageError(f"the emulator has no authentication: bind it to loopback, not {args.host}")
+    engine = None
+    if args.engine == "orthanc":
+        from hdsctl.emulator.orthanc import OrthancEngine
+
+        engine = OrthancEngine(args.data)
     try:
-        emulator = Emulator(args.host, args.port, instances=args.instances, seed=args.seed,
+        emulator = Emulator(args.host, args.port, instances=args.instances, seed=args.seed, engine=engine,
                             knobs=Knobs(instances_per_second=args.instances_per_second))
     except OSError as err:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}; "
                          "pick another --port (0 takes a free one)") from None
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):  # both stop the engine with the emulator
+        signal.signal(signal_number, lambda *_: stop.set())
     emulator.start()
-    print(f"DICOM emulator listening on {emulator.url} ({args.instances} synthetic instances); "
-          "Ctrl-C stops it", flush=True)
-    if args.url_file:
-        from hdsctl.files import write_atomic
-
-        write_atomic(args.url_file, emulator.url + "\n")  # a reader polling for it never sees half
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        what = ("Orthanc-backed DICOM service" if engine else
+                f"DICOM tag emulator ({args.instances} synthetic instances)")
+        print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
+        if args.url_file:
+            from hdsctl.files import write_atomic
+
+            write_atomic(args.url_file, emulator.url + "\n")  # a reader polling for it never sees half
+        stop.wait()
+    finally:
         emulator.stop()
     return EXIT_OK

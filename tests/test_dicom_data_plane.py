@@ -1,0 +1,188 @@
+"""The DICOMweb client and `hdsctl dicom smoke` against the local service: Orthanc storing and
+serving real files, behind the Azure DICOM service's behaviour."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pydicom
+import pytest
+from conftest import STACKS, load_yaml
+
+from hdsctl.dicom.client import DicomClient
+from hdsctl.dicom.errors import BadRequest
+from hdsctl.dicom.synthetic import IMPLICIT_VR_LITTLE_ENDIAN, synthetic_study
+from hdsctl.dicom.web import ALREADY_STORED
+from hdsctl.dicomtags import check_tag
+from hdsctl.emulator.orthanc import LOOPBACK_ADDRESSES, listening_addresses
+from hdsctl.errors import EXIT_FAILED, EXIT_OK
+
+
+@pytest.fixture
+def client(local_dicom):
+    with DicomClient(local_dicom.url, retry_backoff_factor=0.01) as dicom:
+        yield dicom
+
+
+@pytest.fixture
+def local_stack(write_stack, local_dicom):
+    """The shipped local stack, its tags synced on the session's service."""
+    path = write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
+    return path
+
+
+def stack_name(stack) -> str:
+    return stack.stem.split(".")[1]
+
+
+def smoke(run_cli, stack, url, *extra):
+    code, out, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "smoke", "--stack", stack_name(stack),
+                             "--url", url, "--json", *extra)
+    return code, json.loads(out) if out.strip().startswith("{") else out, err
+
+
+def sync_tags(run_cli, stack, url):
+    code, _, err = run_cli("--stacks-dir", str(stack.parent), "tags", "sync", "--stack", stack_name(stack),
+                           "--url", url, "--poll-interval", "0.02")
+    assert code == EXIT_OK, err
+
+
+def test_the_engine_listens_on_loopback_only(local_dicom):
+    addresses = listening_addresses(local_dicom.engine.port)
+    assert addresses and addresses <= LOOPBACK_ADDRESSES
+
+
+def test_smoke_passes_and_leaves_nothing_behind(run_cli, local_stack, local_dicom, client):
+    sync_tags(run_cli, local_stack, local_dicom.url)
+    code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+    assert code == EXIT_OK, report
+    steps = {step["name"]: step for step in report["steps"]}
+    assert all(step["status"] == "passed" for step in report["steps"]), report["steps"]
+    for name in ("store (STOW-RS)", "search by StudyInstanceUID", "search by PatientID",
+                 "search by StudyDate range", "search by BodyPartExamined (Series)",
+                 "search by 00191002 (Series)", "retrieve instance (WADO-RS)", "retrieve metadata",
+                 "retrieve rendered image/jpeg", "retrieve rendered image/png", "retrieve one frame",
+                 "delete study, then search: gone"):
+        assert name in steps, name
+    assert report["cleanup"] == "deleted"
+    assert client.search("studies", {"StudyInstanceUID": report["studyInstanceUid"]}) == []
+
+
+def test_a_declared_tag_not_yet_synced_is_reported_skipped(run_cli, write_stack, local_dicom):
+    document = load_yaml(STACKS / "Pulumi.local.yaml")
+    document["config"]["hdsctl:dicomServices"][0]["extendedQueryTags"].append(
+        {"path": "Manufacturer", "level": "Series"})
+    stack = write_stack("unsynced", document)
+    code, report, _ = smoke(run_cli, stack, local_dicom.url)
+    assert code == EXIT_OK, report
+    step = next(s for s in report["steps"] if s["name"] == "search by Manufacturer (Series)")
+    assert step["status"] == "skipped" and "answered 400" in step["detail"] and "tags sync" in step["detail"]
+
+
+def test_a_failing_middle_step_still_deletes_the_study(run_cli, local_stack, local_dicom, client):
+    local_dicom.knobs.refuse_rendered = True
+    try:
+        code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+    finally:
+        local_dicom.knobs.refuse_rendered = False
+    assert code == EXIT_FAILED
+    failed = [s for s in report["steps"] if s["status"] == "failed"]
+    assert [s["name"] for s in failed] == ["retrieve rendered image/jpeg", "retrieve rendered image/png"]
+    assert "406" in failed[0]["detail"]
+    assert report["cleanup"] == "deleted"
+    assert client.search("studies", {"StudyInstanceUID": report["studyInstanceUid"]}) == []
+
+
+def test_access_denied_names_the_role(run_cli, local_stack, local_dicom):
+    local_dicom.knobs.deny_next = 1
+    code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+    assert code == EXIT_FAILED
+    first = report["steps"][0]
+    assert first["status"] == "failed" and "403" in first["detail"] and "DICOM Data Owner" in first["detail"]
+
+
+def test_the_same_instance_stored_twice_is_45070(client):
+    study = synthetic_study()
+    first = client.store([study.instances[0].data])
+    assert first.status == 200 and [s.sop_instance_uid for s in first.stored] == [study.instances[0].sop_uid]
+    again = client.store([study.instances[0].data])
+    assert again.status == 409 and not again.stored
+    failures = [(f.sop_instance_uid, f.reason) for f in again.failed]
+    assert failures == [(study.instances[0].sop_uid, ALREADY_STORED)]
+    replaced = client.store([study.instances[0].data], upsert=True)  # PUT replaces it
+    assert replaced.status == 200 and len(replaced.stored) == 1
+    assert client.delete(study.study_uid)
+
+
+def test_a_partial_stow_is_202_with_the_failed_instance_named(client):
+    study, other = synthetic_study(), synthetic_study()
+    result = client.store([study.instances[0].data, other.instances[0].data], study=study.study_uid)
+    assert result.status == 202
+    assert [s.sop_instance_uid for s in result.stored] == [study.instances[0].sop_uid]
+    assert [(f.sop_instance_uid, f.reason) for f in result.failed] == [(other.instances[0].sop_uid, 43265)]
+    assert client.delete(study.study_uid) and not client.delete(other.study_uid)
+
+
+def test_implicit_vr_files_are_refused(client):
+    study = synthetic_study(transfer_syntax=IMPLICIT_VR_LITTLE_ENDIAN, instances_per_series=1)
+    result = client.store([study.instances[0].data])
+    assert result.status == 409 and result.failed[0].reason == 43264
+
+
+def test_a_file_that_is_not_dicom_is_refused_not_stored(client):
+    result = client.store([b"this is not a DICOM file" * 10])
+    assert result.status == 409 and result.failed[0].reason == 43264
+
+
+def test_search_on_an_attribute_that_is_not_searchable_is_400_naming_it(client):
+    with pytest.raises(BadRequest, match="'OperatorsName'"):
+        client.search("studies", {"OperatorsName": "x"})
+
+
+def test_retrieval_returns_what_was_stored(client):
+    tag = check_tag("SliceThickness", "Instance")
+    study = synthetic_study([tag])
+    assert client.store([i.data for i in study.instances]).status == 200
+    instance, multiframe = study.instances[0], study.multiframe
+    stored = pydicom.dcmread(io.BytesIO(client.retrieve_instance(study.study_uid, instance.series_uid,
+                                                                 instance.sop_uid)))
+    assert stored.SOPInstanceUID == instance.sop_uid and stored.PixelData
+    (metadata,) = client.retrieve_metadata(study.study_uid, instance.series_uid, instance.sop_uid)
+    assert metadata["00180050"]["Value"] == [1.5]
+    frames = client.retrieve_frames(study.study_uid, multiframe.series_uid, multiframe.sop_uid, [1, 3])
+    assert [len(f) for f in frames] == [multiframe.rows * multiframe.columns * 2] * 2
+    assert frames[0] != frames[1]  # each frame is its own pixels
+    assert client.delete(study.study_uid, instance.series_uid, instance.sop_uid)
+    remaining = client.search("instances", study=study.study_uid)
+    assert instance.sop_uid not in {r["00080018"]["Value"][0] for r in remaining} and len(remaining) == 2
+    assert client.delete(study.study_uid)
+    assert not client.delete(study.study_uid)
+
+
+def test_expiry_headers_delete_the_study_when_due_and_a_later_store_cancels(client):
+    due, kept = synthetic_study(), synthetic_study()
+    client.store([due.instances[0].data], expiry_ms=300)
+    client.store([kept.instances[0].data], expiry_ms=300)
+    client.store([kept.instances[1].data])  # without the headers: the study stays
+    time.sleep(1.2)
+    assert client.search("studies", {"StudyInstanceUID": due.study_uid}) == []
+    assert len(client.search("studies", {"StudyInstanceUID": kept.study_uid})) == 1
+    assert client.delete(kept.study_uid)
+
+
+def test_a_reindex_walks_the_instances_really_stored(client):
+    from hdsctl.tags.apply import PollSchedule, sync
+
+    study = synthetic_study()
+    assert client.store([i.data for i in study.instances]).status == 200
+    content_date = check_tag("ContentDate", "Instance")
+    try:
+        outcome = sync(client, [content_date], schedule=PollSchedule(first=0.02))
+        assert any(t.path == content_date.path and t.status == "ready" for t in outcome.observed)
+        found = client.search("instances", {"ContentDate": study.study_date})
+        assert {r["00080018"]["Value"][0] for r in found} >= {i.sop_uid for i in study.instances}
+    finally:
+        client.delete_tag(content_date.path)
+        client.delete(study.study_uid)
