@@ -186,3 +186,23 @@ def test_a_reindex_walks_the_instances_really_stored(client):
     finally:
         client.delete_tag(content_date.path)
         client.delete(study.study_uid)
+
+
+def test_faults_are_messages_with_a_non_zero_exit(run_cli, local_stack, local_dicom):
+    import socket
+
+    local_dicom.knobs.fail_dependency_next = 1
+    code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+    assert code == EXIT_FAILED
+    first = report["steps"][0]["detail"]
+    assert "424" in first and "storage account or its key vault" in first
+
+    with socket.socket() as probe:  # a free port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, report, err = smoke(run_cli, local_stack, f"http://127.0.0.1:{port}", "--timeout", "5")
+    assert code == EXIT_FAILED and "Traceback" not in err
+    assert "got no answer" in report["steps"][0]["detail"] and report["cleanup"] == "not needed"
+
+    code, report, _ = smoke(run_cli, local_stack, f"{local_dicom.url}/v9")  # a wrong URL path
+    assert code == EXIT_FAILED and "404" in report["steps"][0]["detail"]

@@ -187,3 +187,41 @@ def test_status_codes_are_documented_or_known_omissions(traffic):
     assert answers["unknown-tag"][0] == 400 and answers["missing-tag"][0] == 404
     assert answers["delete"][0] == 204
     assert isinstance(answers["missing-tag"][1], str)  # plain-text error body
+
+
+def _template(path: str) -> str:
+    """/v2/studies/1.2.3/series/4.5/instances/6.7/frames/2 → the document's path template."""
+    names = {"studies": "{studyInstanceUid}", "series": "{seriesInstanceUid}", "instances": "{sopInstanceUid}",
+             "frames": "{frames}", "partitions": "{partitionName}", "extendedquerytags": "{tagPath}",
+             "operations": "{operationId}"}
+    parts = path.split("/")
+    out = []
+    for index, part in enumerate(parts):
+        previous = parts[index - 1] if index else ""
+        out.append(names[previous] if previous in names and part not in names and part not in {
+            "metadata", "rendered", "errors"} else part)
+    return "/".join(out)
+
+
+def test_data_plane_requests_and_answers_follow_the_document(run_cli, write_stack, local_dicom):
+    """A whole smoke check against the local service: every route the client used is in
+    Microsoft's document with that method, and every status the local service answered is
+    one the document declares for it."""
+    from conftest import STACKS, load_yaml
+
+    stack = write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
+    start = len(local_dicom.requests)
+    code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "smoke", "--stack", "local",
+                           "--url", local_dicom.url)
+    assert code == 0, err
+    seen = [r for r in local_dicom.requests[start:] if not r.path.startswith("/_emulator")]
+    routes = {(r.method, _template(r.path)) for r in seen}
+    instance = "/v2/studies/{studyInstanceUid}/series/{seriesInstanceUid}/instances/{sopInstanceUid}"
+    assert {("POST", "/v2/studies/{studyInstanceUid}"), ("GET", "/v2/studies"), ("GET", f"{instance}/rendered"),
+            ("GET", f"{instance}/frames/{{frames}}"), ("DELETE", "/v2/studies/{studyInstanceUid}")} <= routes
+    for request in seen:
+        template = _template(request.path)
+        assert template in DOCUMENT["paths"], template
+        declared = DOCUMENT["paths"][template].get(request.method.lower())
+        assert declared is not None, (request.method, template)
+        assert str(request.status) in declared["responses"], (request.method, template, request.status)

@@ -243,6 +243,9 @@ def test_github_workflows_follow_the_promotion_chain(run_cli, tmp_path):
     steps = [s.get("run", "") for s in jobs["deploy-dev"]["steps"]]
     assert any('hdsctl tags sync --stack "$STACK"' in s for s in steps)
     assert any('hdsctl audit roles --stack "$STACK"' in s for s in steps)
+    smoke = [s for s in jobs["deploy-dev"]["steps"] if "dicom smoke" in s.get("run", "")]
+    assert [s["env"] for s in smoke] == [{"SERVICE": "radiology"}]
+    assert steps.index(smoke[0]["run"]) > next(i for i, s in enumerate(steps) if "tags sync" in s)
     assert jobs["promote-staging"]["env"] == {"SOURCE": "dev", "TARGET": "staging"}
     promote = [s.get("run", "") for s in jobs["promote-staging"]["steps"]]
     assert any('hdsctl promote --from "$SOURCE" --to "$TARGET" --write' in s for s in promote)

@@ -54,6 +54,11 @@ class MultipartBody(io.RawIOBase):
         self.length = sum(len(p) if isinstance(p, bytes) else os.path.getsize(p) for p in self._pieces)
         self._index, self._offset, self._position, self._file = 0, 0, 0, None
 
+    def __len__(self) -> int:
+        # requests sizes a file-like body with len(): without it, it would also announce chunked
+        # transfer encoding next to the Content-Length, which servers refuse.
+        return self.length
+
     def readable(self) -> bool:
         return True
 

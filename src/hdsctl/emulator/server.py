@@ -29,6 +29,7 @@ class SeenRequest:
     path: str
     authorization: str | None
     body: Any = None
+    status: int | None = None  # what the emulator answered
 
 
 class Emulator:
@@ -202,6 +203,7 @@ def _handler(emulator: Emulator):
                 payload, kind = json.dumps(body).encode(), "application/json"
             else:
                 payload, kind = b"", None
+            self._record(status)
             self.send_response(status)
             if kind:
                 self.send_header("Content-Type", kind)
@@ -211,7 +213,13 @@ def _handler(emulator: Emulator):
             self.end_headers()
             self.wfile.write(payload)
 
+        def _record(self, status: int) -> None:
+            seen = getattr(self, "_seen", None)
+            if seen is not None:
+                seen.status = status
+
         def _answer_raw(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+            self._record(status)
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -226,6 +234,9 @@ def _handler(emulator: Emulator):
             self.connection.close()
 
         def _length(self, limit: int = MAX_BODY_BYTES) -> int:
+            if self.headers.get("Transfer-Encoding") and self.headers.get("Content-Length"):
+                self.close_connection = True  # RFC 9112: a request framed two ways is refused
+                raise ApiError(400, "The request has both Transfer-Encoding and Content-Length.")
             text = self.headers.get("Content-Length") or "0"
             if not text.isdigit():
                 self.close_connection = True  # the rest of the stream cannot be trusted
@@ -267,6 +278,7 @@ def _handler(emulator: Emulator):
             parts = urlsplit(self.path)
             seen = SeenRequest(method, parts.path, self.headers.get("Authorization"))
             emulator.requests.append(seen)
+            self._seen = seen
             pairs = parse_qsl(parts.query)
             query = {k.lower(): v for k, v in pairs}  # paging names are case-insensitive
             try:
@@ -298,6 +310,11 @@ def _handler(emulator: Emulator):
 
         def _injected_fault(self, method: str, path: str) -> bool:
             knobs = store.knobs
+            if knobs.fail_dependency_next > 0:
+                knobs.fail_dependency_next -= 1
+                self._discard_body()
+                self._answer(424, text="The storage account or key vault of the service cannot be reached.")
+                return True
             if knobs.refuse_rendered and path.endswith("/rendered"):
                 self._answer(406, text="The requested DICOM instance is too large to be rendered.")
                 return True

@@ -47,6 +47,7 @@ class Knobs:
     reset_next: int = 0  # the next N requests: connection reset before any answer
     deny_next: int = 0  # the next N requests answer 403, as before a role assignment arrives
     reset_after_next_write: int = 0  # the next N writes are done, then the answer is lost
+    fail_dependency_next: int = 0  # the next N requests answer 424, as when storage or a key is unreachable
     refuse_rendered: bool = False  # rendered images answer 406, as for a file too large to render
     fail_next_operation: bool = False
     cancel_next_operation: bool = False

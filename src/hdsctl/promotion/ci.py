@@ -45,6 +45,7 @@ class Stage:
     name: str
     tier: str
     next: str | None
+    dicom_services: tuple[str, ...] = ()
 
     @property
     def ident(self) -> str:
@@ -60,7 +61,8 @@ def promotion_chain(environments: list[Environment]) -> list[Stage]:
     """Deployable environments from dev to prod; stacks that point at local emulators are left out."""
     deployable = [env for env in environments if not _uses_local_services(env)]
     ordered = sorted(deployable, key=lambda env: (TIER_ORDER[env.spec.tier], env.name))
-    return [Stage(env.name, env.spec.tier, ordered[i + 1].name if i + 1 < len(ordered) else None)
+    return [Stage(env.name, env.spec.tier, ordered[i + 1].name if i + 1 < len(ordered) else None,
+                  tuple(service.name for service in env.spec.dicom_services))
             for i, env in enumerate(ordered)]
 
 
