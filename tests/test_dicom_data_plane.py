@@ -12,7 +12,7 @@ import pytest
 from conftest import STACKS, load_yaml
 
 from hdsctl.dicom.client import DicomClient
-from hdsctl.dicom.errors import BadRequest
+from hdsctl.dicom.errors import BadRequest, NotFound
 from hdsctl.dicom.synthetic import IMPLICIT_VR_LITTLE_ENDIAN, synthetic_study
 from hdsctl.dicom.web import ALREADY_STORED
 from hdsctl.dicomtags import check_tag
@@ -206,3 +206,16 @@ def test_faults_are_messages_with_a_non_zero_exit(run_cli, local_stack, local_di
 
     code, report, _ = smoke(run_cli, local_stack, f"{local_dicom.url}/v9")  # a wrong URL path
     assert code == EXIT_FAILED and "404" in report["steps"][0]["detail"]
+
+
+def test_a_service_with_data_partitions_is_used_through_its_partition(local_dicom):
+    study = synthetic_study()
+    start = len(local_dicom.requests)
+    with DicomClient(local_dicom.url, partition="Microsoft.Default") as partitioned:
+        assert partitioned.store([study.instances[0].data]).status == 200
+        assert len(partitioned.search("studies", {"StudyInstanceUID": study.study_uid})) == 1
+        assert partitioned.delete(study.study_uid)
+    paths = [r.path for r in local_dicom.requests[start:]]
+    assert len(paths) == 3 and all(p.startswith("/v2/partitions/Microsoft.Default/studies") for p in paths)
+    with DicomClient(local_dicom.url, partition="Research") as unknown, pytest.raises(NotFound):
+        unknown.search("studies")

@@ -126,6 +126,17 @@ def _paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
     return limit, offset
 
 
+DEFAULT_PARTITION = "Microsoft.Default"
+
+
+def default_partition(rest: list[str]) -> list[str]:
+    """`partitions/Microsoft.Default/studies/...` → `studies/...`: the local service has the one
+    partition every service with partitions has; another name is refused rather than mixed in."""
+    if len(rest) < 3 or rest[1] != DEFAULT_PARTITION:
+        raise ApiError(404, f"The local service has one data partition, {DEFAULT_PARTITION}.")
+    return rest[2:]
+
+
 def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
     """The (path, value) filters of a QIDO query, checked as the service checks them: an
     attribute must be searchable by default or a ready, enabled extended query tag at a level
@@ -292,6 +303,8 @@ def _handler(emulator: Emulator):
                 version, rest = segments[0], segments[1:]
                 scheme = "https" if emulator.url.startswith("https") else "http"
                 base = f"{scheme}://{self.headers.get('Host')}/{version}"
+                if emulator.front is not None and rest[:1] == ["partitions"]:
+                    rest = default_partition(rest)
                 if emulator.front is not None and rest and rest[0] in {"studies", "series", "instances"}:
                     raw = self.rfile.read(self._length(MAX_STOW_BYTES)) if method in {"POST", "PUT"} else b""
                     answer = emulator.front.handle(method, base, rest, pairs, self.headers, raw)
