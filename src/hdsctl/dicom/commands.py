@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from hdsctl.arguments import positive_seconds
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
@@ -15,7 +16,7 @@ class DicomUsageError(HdsctlError):
 
 
 def add_arguments(commands) -> None:
-    dicom = commands.add_parser("dicom", help="the DICOM data plane: smoke check")
+    dicom = commands.add_parser("dicom", help="the DICOM data plane: smoke check, upload")
     sub = dicom.add_subparsers(dest="dicom_command", metavar="ACTION", required=True)
     smoke = sub.add_parser("smoke", help="store, find, retrieve and delete a synthetic study")
     smoke.add_argument("--stack", required=True, help="environment, e.g. dev")
@@ -27,6 +28,37 @@ def add_arguments(commands) -> None:
                        help="seconds for the whole check, retries included (default 300)")
     smoke.add_argument("--json", action="store_true", help="one JSON document on stdout")
     smoke.set_defaults(handler=run_smoke)
+
+    upload = sub.add_parser("upload", help="move an archive into the service, resumably")
+    upload.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files, folders and .zip archives")
+    upload.add_argument("--stack", required=True, help="environment, e.g. dev")
+    upload.add_argument("--service", help="the DICOM service (needed when the stack has several)")
+    upload.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
+    upload.add_argument("--concurrency", type=_workers, default=4, help="STOW requests in flight (default 4)")
+    upload.add_argument("--batch-mb", type=positive_seconds, default=16,
+                        help="instances per request up to this many MB, one study each (default 16)")
+    upload.add_argument("--journal", type=Path, help="the SQLite journal (default: .hdsctl-upload.sqlite "
+                                                     "in the first folder given)")
+    upload.add_argument("--upsert", action="store_true", help="replace instances already stored (PUT)")
+    upload.add_argument("--convert-implicit", action="store_true",
+                        help="send implicit-VR files as explicit VR little endian copies made in memory")
+    upload.add_argument("--retry-failed", action="store_true", help="send files the service refused before")
+    upload.add_argument("--dry-run", action="store_true", help="scan and plan; send nothing")
+    upload.add_argument("--timeout", type=positive_seconds, default=300,
+                        help="seconds one request may keep retrying (429, 503, dropped connections)")
+    upload.add_argument("--json", action="store_true", help="one JSON report on stdout, every failure in it")
+    upload.set_defaults(handler=run_upload)
+
+
+def _workers(text: str) -> int:
+    from hdsctl.arguments import count
+
+    value = count(text)
+    if not 1 <= value <= 64:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"{value}: give 1 to 64 requests in flight")
+    return value
 
 
 def service_of(env, name: str | None):
@@ -43,13 +75,14 @@ def service_of(env, name: str | None):
     return services[0]
 
 
-def client_for(env, service, url: str | None, timeout: float):
+def client_for(env, service, url: str | None, timeout: float, *, per_request: bool = False):
+    """`timeout` bounds the whole command, or with `per_request` each request's retries."""
     from hdsctl.dicom.client import DicomClient
     from hdsctl.retry import Budget
 
+    budget = Budget(per_request=timeout) if per_request else Budget.until(timeout)
     return DicomClient(url or env.dicom_url(service.name), trusted_hosts=tuple(env.spec.trusted_hosts),
-                       budget=Budget.until(timeout),
-                       partition=DEFAULT_PARTITION if service.data_partitions else None)
+                       budget=budget, partition=DEFAULT_PARTITION if service.data_partitions else None)
 
 
 def run_smoke(args) -> int:
@@ -66,3 +99,37 @@ def run_smoke(args) -> int:
     else:
         print(render(report, f"Smoke check of stack '{env.name}', DICOM service '{service.name}'"))
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def run_upload(args) -> int:
+    import sys
+
+    from hdsctl.dicom.journal import Journal, default_path
+    from hdsctl.dicom.progress import UploadProgress
+    from hdsctl.dicom.upload import Options, Upload, render
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    service = service_of(env, args.service)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise DicomUsageError(f"no such file or folder: {', '.join(missing)}")
+    probe = client_for(env, service, args.url, args.timeout, per_request=True)  # checks the URL first
+    url = probe.base_url + (f"/partitions/{probe.partition}" if probe.partition else "")
+    probe.close()
+    journal = Journal(args.journal or default_path(args.paths), url)
+    options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
+                      args.retry_failed, args.dry_run)
+    progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
+    try:
+        upload = Upload(lambda: client_for(env, service, args.url, args.timeout, per_request=True), journal,
+                        options, progress)
+        report = upload.run(list(args.paths), url)
+    finally:
+        journal.close()
+    if args.json:
+        print(json.dumps({"stack": env.name, "service": service.name, **report.to_json()}, indent=2))
+    else:
+        print(render(report))
+    return EXIT_OK if report.ok or (args.dry_run and not report.count("failed")) else EXIT_FAILED
+

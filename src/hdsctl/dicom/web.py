@@ -39,9 +39,12 @@ ERROR_COMMENT = "00000902"
 class MultipartBody(io.RawIOBase):
     """multipart/related; type="application/dicom" read lazily from its parts: a file is opened
     only when the stream reaches it, so memory stays flat however large the upload. Seekable
-    to the start, so the retry policy can send it again."""
+    to the start, so the retry policy can send it again.
 
-    def __init__(self, parts: list[Path | bytes], part_type: str = "application/dicom"):
+    A part is bytes, a file path, or an object with `size` and `open()` (a member of a zip
+    archive, say) that gives a binary stream of that many bytes."""
+
+    def __init__(self, parts: list, part_type: str = "application/dicom"):
         super().__init__()
         self.boundary = f"hdsctl-{uuid.uuid4().hex}"
         self.content_type = f'multipart/related; type="{part_type}"; boundary={self.boundary}'
@@ -51,7 +54,7 @@ class MultipartBody(io.RawIOBase):
             self._pieces.append(head if index == 0 else b"\r\n" + head)
             self._pieces.append(part)
         self._pieces.append(f"\r\n--{self.boundary}--\r\n".encode())
-        self.length = sum(len(p) if isinstance(p, bytes) else os.path.getsize(p) for p in self._pieces)
+        self.length = sum(_size(p) for p in self._pieces)
         self._index, self._offset, self._position, self._file = 0, 0, 0, None
 
     def __len__(self) -> int:
@@ -84,7 +87,8 @@ class MultipartBody(io.RawIOBase):
                 chunk = piece[self._offset:self._offset + len(view)]
             else:
                 if self._file is None:
-                    self._file = open(piece, "rb")  # noqa: SIM115 - closed when the part ends
+                    # closed when the part ends
+                    self._file = open(piece, "rb") if isinstance(piece, (str, Path)) else piece.open()  # noqa: SIM115
                 chunk = self._file.read(len(view))
             if chunk:
                 view[:len(chunk)] = chunk
@@ -103,6 +107,14 @@ class MultipartBody(io.RawIOBase):
     def close(self) -> None:
         self._close_file()
         super().close()
+
+
+def _size(part) -> int:
+    if isinstance(part, bytes):
+        return len(part)
+    if isinstance(part, (str, Path)):
+        return os.path.getsize(part)
+    return part.size
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,99 @@
+"""The upload journal: one SQLite row per file with its outcome, written as each answer comes
+back, so Ctrl-C, a crash or a lost connection loses nothing and the next run sends only what
+is not stored yet. A journal belongs to one DICOM service: another service's is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, HdsctlError
+
+FILE_NAME = ".hdsctl-upload.sqlite"
+DONE = ("stored", "already")
+SCHEMA = """
+create table if not exists service (url text not null);
+create table if not exists files (
+    key text primary key,          -- the file's path, or archive!member
+    size integer not null,
+    modified real not null,
+    sop_uid text,
+    status text not null,          -- stored | already | failed
+    reason text,                   -- the service's FailureReason code, or a local reason
+    detail text,
+    updated real not null
+);
+"""
+
+
+class JournalRefused(HdsctlError):
+    exit_code = EXIT_BAD_INPUT
+
+
+class JournalWriteFailed(HdsctlError):
+    exit_code = EXIT_FAILED
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    size: int
+    modified: float
+    status: str
+    reason: str | None
+    detail: str | None
+
+
+def default_path(paths: list[Path]) -> Path:
+    """Next to the data: in the first folder given, or beside the first file."""
+    first = paths[0]
+    return (first if first.is_dir() else first.parent) / FILE_NAME
+
+
+class Journal:
+    def __init__(self, path: Path, service_url: str):
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("pragma journal_mode=wal")
+            self._db.executescript(SCHEMA)
+            row = self._db.execute("select url from service").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise JournalRefused(f"{path} is not a usable upload journal ({err}); move it away or "
+                                 "name another with --journal") from None
+        if row is None:
+            self._write("insert into service (url) values (?)", (service_url,))
+        elif row[0].rstrip("/") != service_url.rstrip("/"):
+            raise JournalRefused(
+                f"{path} records an upload to {row[0]}, not to {service_url}: one journal follows one "
+                "service. Name another with --journal (or remove this one to start over)")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def entries(self) -> dict[str, Entry]:
+        rows = self._db.execute("select key, size, modified, status, reason, detail from files")
+        return {row[0]: Entry(*row) for row in rows}
+
+    def record(self, outcomes: list[tuple[str, int, float, str | None, str, str | None, str | None]]) -> None:
+        """(key, size, modified, sop uid, status, reason, detail) for each file, in one commit."""
+        now = time.time()
+        rows = [(*outcome, now) for outcome in outcomes]
+        self._write_many("insert or replace into files (key, size, modified, sop_uid, status, reason, detail, "
+                         "updated) values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _write(self, sql: str, parameters: tuple) -> None:
+        self._write_many(sql, [parameters])
+
+    def _write_many(self, sql: str, rows: list[tuple]) -> None:
+        try:
+            with self._db:
+                self._db.execute("begin immediate")
+                self._db.executemany(sql, rows)
+        except sqlite3.OperationalError as err:
+            raise JournalWriteFailed(
+                f"cannot write the journal {self.path} ({err}); the upload stopped so that nothing is "
+                "reported stored that was not recorded. Free some space and run it again: it resumes") from None
