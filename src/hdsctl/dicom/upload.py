@@ -161,10 +161,10 @@ class Upload:
         started = time.perf_counter()
         candidates = self.scan(paths, report)
         conflicts = {o.sop_uid for o in report.outcomes if o.reason == "conflict"}
-        candidates = [c for c in candidates if c.sop_uid not in conflicts]
         report.outcomes += [Outcome(c.source.key, FAILED, c.sop_uid, "conflict",
                                     "another file in the archive has this SOPInstanceUID with other content",
                                     c.source.size) for c in candidates if c.sop_uid in conflicts]
+        candidates = [c for c in candidates if c.sop_uid not in conflicts]
         batches = plan_batches(candidates, self.options.batch_bytes)
         report.batches = len(batches)
         if self.options.dry_run:

@@ -1,0 +1,212 @@
+"""`hdsctl dicom upload` against the local service: what is stored is stored, what is not is
+named, and a second run sends only what is missing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zipfile
+
+import pytest
+from conftest import STACKS, load_yaml
+
+from hdsctl.dicom import errors
+from hdsctl.dicom.archive import Candidate, Source
+from hdsctl.dicom.client import DicomClient
+from hdsctl.dicom.journal import Journal
+from hdsctl.dicom.synthetic import IMPLICIT_VR_LITTLE_ENDIAN, synthetic_study
+from hdsctl.dicom.upload import Options, Upload, plan_batches
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
+
+@pytest.fixture
+def stack(write_stack):
+    return write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
+
+
+def write_studies(folder, studies: int = 2, per_series: int = 3):
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number in range(studies):
+        study = synthetic_study(instances_per_series=per_series)
+        for index, instance in enumerate(study.instances):
+            path = folder / f"study{number}-{index}.dcm"
+            path.write_bytes(instance.data)
+            written.append((path, instance))
+    return written
+
+
+def upload(run_cli, stack, url, *args):
+    code, out, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", *map(str, args),
+                             "--stack", "local", "--url", url, "--json")
+    return code, json.loads(out), err
+
+
+def stow_instances(emulator, start: int) -> int:
+    return sum(1 for r in emulator.requests[start:] if r.method in {"POST", "PUT"} and "/studies" in r.path)
+
+
+def test_an_archive_is_stored_and_a_second_run_sends_nothing(run_cli, stack, local_dicom, tmp_path):
+    archive = tmp_path / "archive"
+    files = write_studies(archive / "disk")
+    with zipfile.ZipFile(archive / "exported.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+        for index, instance in enumerate(synthetic_study(instances_per_series=2).instances):
+            bundle.writestr(f"cd/{index}.dcm", instance.data)
+    (archive / "notes.txt").write_text("not an image")
+    code, report, _ = upload(run_cli, stack, local_dicom.url, archive)
+    assert code == EXIT_OK, report
+    assert report["counts"]["stored"] == len(files) + 3 and report["counts"]["notDicom"] == 1
+    assert report["batches"] == 3  # one study each
+    with DicomClient(local_dicom.url) as client:
+        for path, instance in files:
+            assert client.search("instances", {"SOPInstanceUID": instance.sop_uid}), path
+    start = len(local_dicom.requests)
+    code, report, _ = upload(run_cli, stack, local_dicom.url, archive)
+    assert code == EXIT_OK and report["counts"]["doneInEarlierRuns"] == len(files) + 3
+    assert report["counts"]["stored"] == 0 and stow_instances(local_dicom, start) == 0
+
+
+def test_without_the_journal_already_stored_instances_are_a_success(run_cli, stack, local_dicom, tmp_path):
+    files = write_studies(tmp_path / "a", studies=1)
+    assert upload(run_cli, stack, local_dicom.url, tmp_path / "a")[0] == EXIT_OK
+    fresh = tmp_path / "fresh.db"
+    code, report, _ = upload(run_cli, stack, local_dicom.url, tmp_path / "a", "--journal", fresh)
+    assert code == EXIT_OK
+    assert report["counts"]["alreadyStored"] == len(files) and report["counts"]["stored"] == 0
+    again = tmp_path / "again.db"
+    code, report, _ = upload(run_cli, stack, local_dicom.url, tmp_path / "a", "--journal", again, "--upsert")
+    assert code == EXIT_OK and report["counts"]["stored"] == len(files)
+
+
+def test_problem_files_are_named_and_the_rest_is_stored(run_cli, stack, local_dicom, tmp_path):
+    folder = tmp_path / "mixed"
+    good = write_studies(folder, studies=1, per_series=2)
+    implicit = synthetic_study(instances_per_series=1, transfer_syntax=IMPLICIT_VR_LITTLE_ENDIAN)
+    (folder / "implicit.dcm").write_bytes(implicit.instances[0].data)
+    (folder / "truncated.dcm").write_bytes(good[0][1].data[:300])
+    (folder / "garbage.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 64)
+    (folder / "gone.dcm").symlink_to(folder / "nowhere")
+    code, report, _ = upload(run_cli, stack, local_dicom.url, folder)
+    assert code == EXIT_FAILED
+    failures = {f["file"].rsplit("/", 1)[-1]: f for f in report["failures"]}
+    assert set(failures) == {"implicit.dcm", "truncated.dcm", "garbage.dcm", "gone.dcm"}
+    assert failures["implicit.dcm"]["reason"] == "implicit-vr"
+    assert "--convert-implicit" in failures["implicit.dcm"]["detail"]
+    assert failures["truncated.dcm"]["reason"] == "corrupt" and failures["gone.dcm"]["reason"] == "unreadable"
+    assert report["counts"]["stored"] == len(good)
+    code, report, _ = upload(run_cli, stack, local_dicom.url, folder / "implicit.dcm", "--convert-implicit",
+                             "--journal", tmp_path / "j.db")
+    assert code == EXIT_OK and report["counts"]["stored"] == 1
+    with DicomClient(local_dicom.url) as client:
+        (metadata,) = client.retrieve_metadata(implicit.study_uid, implicit.instances[0].series_uid,
+                                               implicit.instances[0].sop_uid)
+        assert metadata["00080018"]["Value"] == [implicit.instances[0].sop_uid]
+
+
+def test_duplicate_sop_instance_uids(run_cli, stack, local_dicom, tmp_path):
+    folder = tmp_path / "dups"
+    (path, instance), *_ = write_studies(folder, studies=1, per_series=1)
+    (folder / "copy.dcm").write_bytes(path.read_bytes())  # the same file twice: fine
+    code, report, _ = upload(run_cli, stack, local_dicom.url, folder)
+    assert code == EXIT_OK and report["counts"]["alreadyStored"] == 1
+    other = folder.parent / "conflict"
+    other.mkdir()
+    (other / "one.dcm").write_bytes(instance.data)
+    changed = bytearray(instance.data)
+    changed[-1] ^= 0xFF  # same UIDs, other pixels
+    (other / "two.dcm").write_bytes(bytes(changed))
+    code, report, _ = upload(run_cli, stack, local_dicom.url, other)
+    assert code == EXIT_FAILED
+    assert {f["reason"] for f in report["failures"]} == {"conflict"} and len(report["failures"]) == 2
+
+
+def test_a_zip_bomb_is_refused_without_decompressing(run_cli, stack, local_dicom, tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("huge.dcm", b"\0" * (64 << 20))
+    code, report, _ = upload(run_cli, stack, local_dicom.url, bomb)
+    assert code == EXIT_FAILED
+    (failure,) = report["failures"]
+    assert failure["reason"] == "refused-archive" and "not decompressed" in failure["detail"]
+
+
+def test_a_journal_of_another_service_is_refused(run_cli, stack, local_dicom, tmp_path):
+    write_studies(tmp_path / "a", studies=1, per_series=1)
+    other = tmp_path / "other.db"
+    Journal(other, "https://ws-other.dicom.azurehealthcareapis.com").close()
+    code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "a"),
+                           "--stack", "local", "--url", local_dicom.url, "--journal", str(other))
+    assert code == EXIT_BAD_INPUT and "records an upload to https://ws-other" in err
+
+
+def test_the_service_going_away_mid_run_loses_nothing(local_dicom, tmp_path):
+    folder = tmp_path / "big"
+    write_studies(folder, studies=4, per_series=1)
+    calls = []
+
+    class GoesAway(DicomClient):
+        def store(self, parts, **kwargs):
+            calls.append(len(parts))
+            if len(calls) > 2:
+                raise errors.ServiceUnreachable("POST ... got no answer (connection refused)")
+            return super().store(parts, **kwargs)
+
+    def factory():
+        return GoesAway(local_dicom.url, retry_backoff_factor=0.01)
+
+    journal = Journal(tmp_path / "j.db", local_dicom.url)
+    report = Upload(factory, journal, Options(concurrency=1)).run([folder], local_dicom.url)
+    assert not report.ok and "got no answer" in report.stopped
+    assert report.count("stored") == 4 and report.count("pending") == 4
+    assert sum(1 for e in journal.entries().values() if e.status == "stored") == 4
+    report = Upload(lambda: DicomClient(local_dicom.url), journal, Options()).run([folder], local_dicom.url)
+    journal.close()
+    assert report.ok and report.done_before == 4 and report.count("stored") == 4
+
+
+def test_a_journal_that_cannot_be_written_stops_the_run(local_dicom, tmp_path):
+    folder = tmp_path / "full"
+    write_studies(folder, studies=2, per_series=1)
+    journal = Journal(tmp_path / "j.db", local_dicom.url)
+
+    class FullDisk:
+        def __init__(self, real):
+            self.real = real
+
+        def execute(self, *args):
+            return self.real.execute(*args)
+
+        def executemany(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def __enter__(self):
+            return self.real.__enter__()
+
+        def __exit__(self, *exc):
+            return self.real.__exit__(*exc)
+
+    journal._db = FullDisk(journal._db)
+    report = Upload(lambda: DicomClient(local_dicom.url), journal, Options(concurrency=1)).run(
+        [folder], local_dicom.url)
+    assert not report.ok and "cannot write the journal" in report.stopped and "disk is full" in report.stopped
+    assert report.count("stored") == 0  # nothing reported stored that was not recorded
+
+
+def test_dry_run_sends_nothing(run_cli, stack, local_dicom, tmp_path):
+    files = write_studies(tmp_path / "d", studies=1)
+    start = len(local_dicom.requests)
+    code, report, _ = upload(run_cli, stack, local_dicom.url, tmp_path / "d", "--dry-run")
+    assert code == EXIT_OK and report["counts"]["pending"] == len(files)
+    assert stow_instances(local_dicom, start) == 0
+
+
+def _candidate(study: str, size: int, number: int) -> Candidate:
+    return Candidate(Source(f"/f{number}", size=size), study, f"{study}.1", f"{study}.1.{number}", "1.2",
+                     "1.2.840", 0.0)
+
+
+def test_batches_hold_one_study_each_and_respect_the_size():
+    files = [_candidate("A", 6, 1), _candidate("B", 6, 2), _candidate("A", 6, 3), _candidate("A", 6, 4),
+             _candidate("B", 30, 5)]
+    batches = plan_batches(files, batch_bytes=12)
+    assert [[c.sop_uid for c in b] for b in batches] == [["A.1.1", "A.1.3"], ["A.1.4"], ["B.1.2"], ["B.1.5"]]
