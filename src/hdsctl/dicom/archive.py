@@ -74,13 +74,14 @@ class Unusable:
     reason: str
 
 
-def walk(paths: list[Path]) -> Iterator[Candidate | Unusable]:
-    """Every file under `paths`, in a stable order, read as far as its header."""
+def walk(paths: list[Path]) -> Iterator[tuple[Source, float] | Unusable]:
+    """Every file under `paths` in a stable order, with its modification time; nothing is read
+    yet (a resumed run skips what its journal holds without opening it)."""
     for path in paths:
         yield from _walk_one(path)
 
 
-def _walk_one(path: Path) -> Iterator[Candidate | Unusable]:
+def _walk_one(path: Path) -> Iterator[tuple[Source, float] | Unusable]:
     try:
         info = path.stat()
     except OSError as err:
@@ -99,10 +100,10 @@ def _walk_one(path: Path) -> Iterator[Candidate | Unusable]:
     elif path.suffix.lower() == ".zip":
         yield from _walk_zip(path, info.st_mtime)
     elif stat.S_ISREG(info.st_mode):
-        yield read_header(Source(path, size=info.st_size), info.st_mtime)
+        yield Source(path, size=info.st_size), info.st_mtime
 
 
-def _walk_zip(path: Path, modified: float) -> Iterator[Candidate | Unusable]:
+def _walk_zip(path: Path, modified: float) -> Iterator[tuple[Source, float] | Unusable]:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as err:
@@ -119,7 +120,7 @@ def _walk_zip(path: Path, modified: float) -> Iterator[Candidate | Unusable]:
                                f"{member.file_size} bytes from {member.compress_size} compressed "
                                f"(ratio {ratio:.0f}): no DICOM file is like that; not decompressed")
                 continue
-            yield read_header(source, modified)
+            yield source, modified
 
 
 def read_header(source: Source, modified: float) -> Candidate | Unusable:

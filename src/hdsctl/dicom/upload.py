@@ -112,20 +112,22 @@ class Upload:
         done = self.journal.entries()
         first_seen: dict[str, Candidate] = {}
         to_send = []
-        for item in archive.walk(paths):
+        for found in archive.walk(paths):
+            if not isinstance(found, Unusable):
+                source, modified = found
+                earlier = done.get(source.key)
+                same_file = earlier is not None and earlier.size == source.size and earlier.modified == modified
+                if same_file and earlier.status in DONE:
+                    report.done_before += 1  # recorded as stored: not even opened
+                    continue
+                found = archive.read_header(source, modified)
+            item = found
             if isinstance(item, Unusable):
                 if item.kind == "not-dicom":
                     report.not_dicom += 1
                 else:
                     report.outcomes.append(Outcome(item.source.key, FAILED, reason=item.kind,
                                                    detail=item.reason, size=item.source.size))
-                continue
-            source = item.source
-            earlier = done.get(source.key)
-            same_file = (earlier is not None and earlier.size == source.size
-                         and earlier.modified == item.modified)
-            if same_file and earlier.status in DONE:
-                report.done_before += 1
                 continue
             if same_file and earlier.status == FAILED and not self.options.retry_failed:
                 report.outcomes.append(Outcome(source.key, FAILED, item.sop_uid, earlier.reason,

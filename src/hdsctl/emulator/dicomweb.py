@@ -15,8 +15,6 @@ Every stored instance is indexed here as well, so a reindex walks what is really
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import io
 import json
 import threading
@@ -313,11 +311,31 @@ def _parts(content_type: str, body: bytes) -> list[bytes]:
     if kind != "multipart/related":
         raise ApiError(415, f"The content type '{content_type}' is not supported; use multipart/related; "
                             "type=\"application/dicom\".")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        raise ApiError(400, "The multipart body could not be read.")
-    return [part.get_payload(decode=True) or b"" for part in message.iter_parts()]
+    boundary = next((value.strip().strip('"') for key, _, value in
+                     (piece.strip().partition("=") for piece in content_type.split(";")[1:])
+                     if key.strip().lower() == "boundary"), None)
+    if not boundary:
+        raise ApiError(400, "The multipart content type has no boundary.")
+    return _split_on(body, f"--{boundary}".encode())
+
+
+def _split_on(body: bytes, delimiter: bytes) -> list[bytes]:
+    """The payloads between delimiter lines, headers stripped: one pass with bytes.find (the
+    standard library's email parser takes a second per 15 MB)."""
+    parts = []
+    start = body.find(delimiter)
+    if start < 0:
+        raise ApiError(400, "The multipart body holds no part.")
+    while True:
+        start += len(delimiter)
+        if body[start:start + 2] == b"--":
+            return parts
+        headers_end = body.find(b"\r\n\r\n", start)
+        end = body.find(b"\r\n" + delimiter, headers_end)
+        if headers_end < 0 or end < 0:
+            raise ApiError(400, "The multipart body is cut short.")
+        parts.append(body[headers_end + 4:end])
+        start = end + 2
 
 
 def _expiry(headers) -> int | None:
