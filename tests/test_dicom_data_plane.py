@@ -219,3 +219,84 @@ def test_a_service_with_data_partitions_is_used_through_its_partition(local_dico
     assert len(paths) == 3 and all(p.startswith("/v2/partitions/Microsoft.Default/studies") for p in paths)
     with DicomClient(local_dicom.url, partition="Research") as unknown, pytest.raises(NotFound):
         unknown.search("studies")
+
+
+def test_a_stored_value_the_tag_vr_cannot_hold_is_an_indexing_error(client):
+    from hdsctl.tags.apply import PollSchedule, sync
+
+    study = synthetic_study(instances_per_series=1)
+    dataset = pydicom.dcmread(io.BytesIO(study.instances[0].data))
+    dataset.InstitutionName = "x" * 80  # LO holds 64 characters
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    assert client.store([buffer.getvalue()]).status == 200
+    institution = check_tag("InstitutionName", "Study")
+    try:
+        outcome = sync(client, [institution], schedule=PollSchedule(first=0.02))
+        (observed,) = [t for t in outcome.observed if t.path == institution.path]
+        assert observed.status == "ready" and not observed.query_enabled and observed.error_count >= 1
+        sop = study.instances[0].sop_uid
+        (error,) = [e for e in client.list_errors(institution.path) if e.sop_instance_uid == sop]
+        assert "maximum length of 64" in error.message
+    finally:
+        client.delete_tag(institution.path)
+        client.delete(study.study_uid)
+
+
+def test_files_kept_with_data_are_served_again_after_a_restart(tmp_path):
+    from hdsctl.emulator.orthanc import OrthancEngine
+    from hdsctl.emulator.server import Emulator
+
+    study = synthetic_study(instances_per_series=1)
+    with Emulator(engine=OrthancEngine(tmp_path / "data")) as emulator, DicomClient(emulator.url) as first:
+        assert first.store([i.data for i in study.instances]).status == 200
+    with Emulator(engine=OrthancEngine(tmp_path / "data")) as emulator, DicomClient(emulator.url) as second:
+        assert len(second.search("studies", {"StudyInstanceUID": study.study_uid})) == 1
+        again = second.store([study.instances[0].data])  # known again, so 45070
+        assert again.status == 409 and again.failed[0].reason == ALREADY_STORED
+
+
+def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom):
+    """(`local_dicom` only makes the test skip visibly where the engine is not installed.)"""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hdsctl.emulator.orthanc import listening_addresses
+
+    url_file = tmp_path / "url"
+    process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "emulator", "--port", "0", "--url-file",
+                                str(url_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not url_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert url_file.exists(), process.stderr.read()
+        engines = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == process.pid]
+        assert engines, "the emulator started no engine"
+        with DicomClient(url_file.read_text().strip()) as client:
+            assert client.search("studies") == []
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert all(not os.path.exists(f"/proc/{pid}") or _state(pid) == "Z" for pid in engines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert listening_addresses(int(url_file.read_text().strip().rsplit(":", 1)[1])) == set()
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
