@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from azure.core.credentials import AccessToken, TokenCredential
 
-from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+from hdsctl.errors import BadInput
 
 LEGACY_TOKEN_ENV = "HDSCTL_ACCESS_TOKEN"
 
@@ -44,10 +44,8 @@ ARM = Audience("Azure Resource Manager", "HDSCTL_ARM_TOKEN",
 GRAPH = Audience("Microsoft Graph", "HDSCTL_GRAPH_TOKEN", ("00000003-0000-0000-c000-000000000000",))
 
 
-class CredentialProblem(HdsctlError):
+class CredentialProblem(BadInput):
     """No token for an audience, or a token meant for another one."""
-
-    exit_code = EXIT_BAD_INPUT
 
 
 class StaticTokenCredential(TokenCredential):

@@ -17,6 +17,12 @@ class HdsctlError(Exception):
     exit_code = EXIT_FAILED
 
 
+class BadInput(HdsctlError):
+    """Bad input: a flag, a file, a URL, a credential. The message says what and where."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 @dataclass(frozen=True)
 class SpecProblem:
     """One thing wrong in a stack file: where (a key path) and what."""

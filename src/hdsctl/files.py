@@ -14,13 +14,13 @@ import stat
 import tempfile
 from pathlib import Path
 
-from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+from hdsctl.errors import BadInput
 
 STDOUT = "-"
 
 
-class OutputPathError(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class OutputPathError(BadInput):
+    """An output path that would overwrite an input or another output."""
 
 
 def write_atomic(path: Path | str, data: str | bytes, *, encoding: str = "utf-8") -> None:

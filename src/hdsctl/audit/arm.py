@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from hdsctl import naming, roles
-from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+from hdsctl.errors import BadInput, HdsctlError
 from hdsctl.spec.access import Scope
 
 READ_PERMISSION = "Microsoft.Authorization/roleAssignments/read"
@@ -19,8 +19,8 @@ PRIVILEGED_OPERATIONS = ("Microsoft.Authorization/roleAssignments/write",
                          "Microsoft.Authorization/roleDefinitions/write")
 
 
-class AuditAccessDenied(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class AuditAccessDenied(BadInput):
+    """Resource Manager refused to show the role assignments; the message names the permission."""
 
 
 class AuditFailed(HdsctlError):

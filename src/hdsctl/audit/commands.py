@@ -6,13 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
 
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
 
 
-class AuditUsageError(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class AuditUsageError(BadInput):
+    """The audit was asked for something it cannot do."""
 
 
 def add_arguments(commands) -> None:

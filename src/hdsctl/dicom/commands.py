@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 from hdsctl.arguments import positive_seconds
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
 
 DEFAULT_PARTITION = "Microsoft.Default"
 
 
-class DicomUsageError(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class DicomUsageError(BadInput):
+    """The data-plane commands were asked for something they cannot do."""
 
 
 def add_arguments(commands) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+from hdsctl.errors import EXIT_BAD_INPUT, BadInput, HdsctlError
 
 
 class DicomApiError(HdsctlError):
@@ -44,8 +44,8 @@ class ServiceBusy(DicomApiError):
     """Still failing after every retry (429, 5xx)."""
 
 
-class InsecureUrl(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class InsecureUrl(BadInput):
+    """A data-plane URL a token must not be sent to."""
 
 
 class ServiceUnreachable(HdsctlError):

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, HdsctlError
+from hdsctl.errors import EXIT_FAILED, BadInput, HdsctlError
 
 FILE_NAME = ".hdsctl-upload.sqlite"
 DONE = ("stored", "already")
@@ -29,8 +29,8 @@ create table if not exists files (
 """
 
 
-class JournalRefused(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class JournalRefused(BadInput):
+    """A journal that is not this upload's."""
 
 
 class JournalWriteFailed(HdsctlError):

@@ -24,14 +24,14 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+from hdsctl.errors import BadInput
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 START_SECONDS = 30
 
 
-class EngineUnavailable(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class EngineUnavailable(BadInput):
+    """The local DICOM engine is not installed or cannot start."""
 
 
 def orthanc_binary() -> str:

@@ -17,14 +17,14 @@ import re
 from dataclasses import dataclass
 
 from hdsctl import naming
-from hdsctl.errors import EXIT_BAD_INPUT, HdsctlError
+from hdsctl.errors import BadInput
 from hdsctl.spec.load import Environment
 
 HEADER = re.compile(r"^# hdsctl ci init: rendered, sha256 ([0-9a-f]{64})\n")
 
 
-class PipelineFileEdited(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class PipelineFileEdited(BadInput):
+    """A pipeline file edited since it was rendered."""
 
 TIER_ORDER = {"dev": 0, "test": 1, "prod": 2}
 FILES = {

@@ -6,11 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
 
 
-class PromotionUsageError(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class PromotionUsageError(BadInput):
+    """Promotion was asked for something it cannot do."""
 
 
 def add_arguments(commands) -> None:

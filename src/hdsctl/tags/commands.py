@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from hdsctl.arguments import count, port, positive_seconds
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_FAILED, EXIT_OK, HdsctlError
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_FAILED, EXIT_OK, BadInput, HdsctlError
 
 HEADINGS = {"plan": "Plan", "sync": "Sync", "status": "Status"}
 
 
-class UsageError(HdsctlError):
-    exit_code = EXIT_BAD_INPUT
+class UsageError(BadInput):
+    """The tag commands were asked for something they cannot do."""
 
 
 def run(args) -> int:
