@@ -8,6 +8,8 @@ own ceiling, side by side in one run.
 2. `hdsctl dicom upload` with its defaults, and a re-run over the same folder;
 3. Orthanc's REST upload (POST /instances) straight into the engine, with the best of 1, 2, 4
    and 8 threads: the ceiling of the engine itself, with no Azure behaviour in front.
+With --latency-ms, (1) and (2) also run with that delay added to every request by the local
+service (loopback hides the round trip a link to an Azure region adds to each request).
 With --rss-gb, the peak memory of `hdsctl dicom upload` over a corpus of that size.
 Targets: (2) >= 1.6x (1) and >= 80 % of (3); peak RSS < 200 MB for 2 GB; re-run < 5 % of the first.
 """
@@ -87,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=500)
     parser.add_argument("--rss-gb", type=float, default=0, help="also measure peak memory over this many GB")
+    parser.add_argument("--latency-ms", type=int, default=0, help="also run (1) and (2) with this much latency")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hdsctl-upload-bench-") as work:
         work = Path(work)
@@ -119,6 +122,19 @@ def main() -> None:
         print(f"  hdsctl vs the seed's way: {seed / ours:.2f}x (target >= 1.6x)")
         print(f"  hdsctl vs the engine's ceiling: {ceiling / ours * 100:.0f} % (target >= 80 %)")
         print(f"  re-run: {rerun / ours * 100:.1f} % of the first run's time (target < 5 %)")
+        if args.latency_ms:
+            timed = []
+            for run in ("seed", "hdsctl"):
+                files = corpus(work / f"{run}-latency", args.instances)
+                with Emulator(engine=OrthancEngine()) as emulator:
+                    emulator.knobs.latency_ms = args.latency_ms
+                    if run == "seed":
+                        timed.append(seed_way(emulator.url, files))
+                    else:
+                        folder = work / f"{run}-latency"
+                        timed.append(hdsctl_upload(emulator.url, folder, work / "latency.db", stacks)[0])
+            print(f"  with {args.latency_ms} ms per request: seed's way {timed[0]:.2f} s, "
+                  f"hdsctl {timed[1]:.2f} s ({timed[0] / timed[1]:.2f}x)")
         if args.rss_gb:
             count = int(args.rss_gb * 1e9 / 525_000)
             corpus(work / "rss", count)
