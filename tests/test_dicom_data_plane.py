@@ -300,3 +300,15 @@ def _state(pid: int) -> str:
             return stat.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_a_throttled_stow_is_sent_again_whole(local_dicom):
+    study = synthetic_study()
+    start = len(local_dicom.requests)
+    local_dicom.knobs.burst_503 = 2
+    with DicomClient(local_dicom.url, retry_backoff_factor=0.01) as client:
+        result = client.store([i.data for i in study.instances])
+        assert result.status == 200 and len(result.stored) == len(study.instances)
+        posts = [r for r in local_dicom.requests[start:] if r.method == "POST"]
+        assert [r.status for r in posts] == [503, 503, 200]
+        assert client.delete(study.study_uid)

@@ -186,8 +186,8 @@ def test_knobs_through_the_control_api(emu):
 
 def test_the_emulator_command_serves_and_stops(tmp_path):
     url_file = tmp_path / "url"
-    process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "emulator", "--port", "0",
-                                "--url-file", str(url_file), "--instances", "50"],
+    process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "emulator", "--engine", "synthetic",
+                                "--port", "0", "--url-file", str(url_file), "--instances", "50"],
                                stdout=subprocess.PIPE, text=True)
     try:
         for _ in range(100):
@@ -206,7 +206,7 @@ def test_the_emulator_command_serves_and_stops(tmp_path):
 def test_emulator_on_a_taken_port_says_so(run_cli):
     with Emulator(instances=1) as taken:
         port = taken.url.rsplit(":", 1)[1]
-        code, _, err = run_cli("emulator", "--port", port)
+        code, _, err = run_cli("emulator", "--engine", "synthetic", "--port", port)
     assert code == 3 and f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
 
 

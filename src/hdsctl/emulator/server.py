@@ -62,12 +62,13 @@ class Emulator:
         if self.engine is not None:
             from hdsctl.emulator.dicomweb import DicomWebFront
 
-            self.engine.start()
-            self.front = DicomWebFront(self.engine, self.store)
             try:
+                self.engine.start()
+                self.front = DicomWebFront(self.engine, self.store)
                 self.front.start()
             except BaseException:
                 self.engine.stop()
+                self.server.server_close()
                 raise
         self._thread.start()
         return self
