@@ -32,12 +32,13 @@ from hdsctl.spec.load import (
     environment_from_stack_file,
     read_stack_file,
 )
-from hdsctl.spec.model import DicomService, FhirService, is_creation_time
+from hdsctl.spec.model import DicomService, EnvironmentSpec, FhirService, is_creation_time
 
 AREAS = ("services", "tags", "roles")
 TAGS_KEY = "extendedQueryTags"
 ROLES_KEY = f"{NAMESPACE}:roleAssignments"
-SERVICE_LISTS = (("dicom", DicomService, "dicomServices"), ("fhir", FhirService, "fhirServices"))
+# (label, model, field of EnvironmentSpec) of each promoted list of services.
+SERVICE_LISTS = (("dicom", DicomService, "dicom_services"), ("fhir", FhirService, "fhir_services"))
 
 
 @dataclass
@@ -81,30 +82,35 @@ def plan_promotion(source_path: Path, target_path: Path, areas: tuple[str, ...] 
     target_file = read_stack_file(target_path)
     target = environment_from_stack_file(target_file)
     stack_text = StackText.read(target_path)
-    stack_text.refuse_references_in([f"{NAMESPACE}:{key}" for _, _, key in SERVICE_LISTS] + [ROLES_KEY])
+    stack_text.refuse_references_in([*_service_keys(), ROLES_KEY])
     config = stack_text.document["config"]
     raw = source_file.namespaced()
     promotion = Promotion(source, target, areas)
 
-    for label, model, key in SERVICE_LISTS:
-        _promote_services(promotion, options, config, label, model, key, raw.get(key) or [])
+    for label, model, spec_field in SERVICE_LISTS:
+        key = alias(EnvironmentSpec, spec_field)
+        _promote_services(promotion, options, config, label, model, spec_field, raw.get(key) or [])
     if "roles" in areas:
         _promote_bindings(promotion, options, config, raw.get("roleAssignments") or [])
 
     promotion.text = stack_text.dump()
-    _check(promotion, target_path, target_file.config, check_policy)
+    _check(promotion, target_path, target_file.config, stack_text.text, check_policy)
     return promotion
 
 
+def _service_keys() -> list[str]:
+    return [f"{NAMESPACE}:{alias(EnvironmentSpec, spec_field)}" for _, _, spec_field in SERVICE_LISTS]
+
+
 def _promote_services(promotion: Promotion, options: Options, config, label: str, model,
-                      key: str, source_raw: list) -> None:
-    full_key = f"{NAMESPACE}:{key}"
+                      spec_field: str, source_raw: list) -> None:
+    full_key = f"{NAMESPACE}:{alias(EnvironmentSpec, spec_field)}"
     name_key = alias(model, key_field(model))
-    source_services = {s.name: s for s in getattr(promotion.source.spec, _field(key))}
-    target_services = {s.name: s for s in getattr(promotion.target.spec, _field(key))}
-    raw_by_name = {item.get(name_key, item.get("name")): item for item in source_raw}
+    source_services = {s.name: s for s in getattr(promotion.source.spec, spec_field)}
+    target_services = {s.name: s for s in getattr(promotion.target.spec, spec_field)}
+    raw_by_name = {item[name_key]: item for item in source_raw}
     nodes = config.get(full_key)
-    node_by_name = {item.get(name_key, item.get("name")): item for item in (nodes or [])}
+    node_by_name = {item[name_key]: item for item in (nodes or [])}
 
     for name, wanted in source_services.items():
         where = f"{label} {name}"
@@ -128,10 +134,6 @@ def _promote_services(promotion: Promotion, options: Options, config, label: str
         if name not in source_services:
             promotion.notes.append(f"{label} {name} exists only in {promotion.target.name}: promotion "
                                    "never removes a service (it holds data); it is kept")
-
-
-def _field(config_key: str) -> str:
-    return {"dicomServices": "dicom_services", "fhirServices": "fhir_services"}[config_key]
 
 
 def _new_service(promotion: Promotion, model, name_key: str, wanted, raw: dict, options: Options):
@@ -243,26 +245,25 @@ def _same_nodes(items: list, existing) -> bool:
     return len(items) == len(existing) and all(a is b for a, b in zip(items, existing, strict=True))
 
 
+def _spelled(mapping, model, name: str) -> str | None:
+    """The key a file uses for a field (camelCase or the field name), if it writes it."""
+    return next((key for key in (alias(model, name), name) if key in mapping), None)
+
+
 def _existing_key(node, model, name: str) -> str:
-    """The key the target file already uses for a field (camelCase or the field name)."""
-    for candidate in (alias(model, name), name):
-        if candidate in node:
-            return candidate
-    return alias(model, name)
+    return _spelled(node, model, name) or alias(model, name)
 
 
 def _raw(raw: dict, model, name: str) -> Any:
     """The source file's own spelling of a field's value, when it writes one."""
-    for candidate in (alias(model, name), name):
-        if candidate in raw:
-            return raw[candidate]
-    return None
+    key = _spelled(raw, model, name)
+    return None if key is None else raw[key]
 
 
 def _delete(node, model, name: str) -> None:
-    for candidate in (alias(model, name), name):
-        if candidate in node:
-            del node[candidate]
+    key = _spelled(node, model, name)
+    if key is not None:
+        del node[key]
 
 
 def _set(mapping, key: str, value) -> None:
@@ -317,13 +318,14 @@ def _plain(value):
     return None if value is None else json.loads(json.dumps(value))
 
 
-def _check(promotion: Promotion, target_path: Path, target_config: dict, check_policy: bool) -> None:
+def _check(promotion: Promotion, target_path: Path, target_config: dict, target_text: str,
+           check_policy: bool) -> None:
     """Read the new text back the way every command reads a stack file, so what is checked and
     printed is what would be written; and prove nothing outside the promoted keys moved."""
     from hdsctl.spec.yaml_text import parse_yaml
 
     config = (parse_yaml(promotion.text.removeprefix("\ufeff"), str(target_path)) or {}).get("config") or {}
-    edited = {f"{NAMESPACE}:{key}" for _, _, key in SERVICE_LISTS} | {ROLES_KEY}
+    edited = {*_service_keys(), ROLES_KEY}
     moved = sorted(key for key in set(config) | set(target_config)
                    if key not in edited and config.get(key) != target_config.get(key))
     if moved:
@@ -348,12 +350,12 @@ def _check(promotion: Promotion, target_path: Path, target_config: dict, check_p
         return
     promotion.changes = semantic_diff(promotion.target.spec, promotion.result.spec)
     if check_policy and promotion.changes:
-        _check_policies(promotion, target_path)
+        _check_policies(promotion, target_path, target_text)
 
 
-def _check_policies(promotion: Promotion, target_path: Path) -> None:
+def _check_policies(promotion: Promotion, target_path: Path, target_text: str) -> None:
     """Refuse what the promotion introduces; what the target fails today is listed apart."""
-    before = _mandatory_findings(target_path.read_text(encoding="utf-8-sig"), target_path.name)
+    before = _mandatory_findings(target_text, target_path.name)
     after = _mandatory_findings(promotion.text, target_path.name)
     tier = promotion.result.spec.tier
     for finding in after:
