@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -17,18 +16,20 @@ from hdsctl.promotion import commands as promotion_commands
 from hdsctl.tags import commands as tag_commands
 
 
-class _StderrHandler(logging.Handler):
-    """hdsctl's own notices (retry waits, deprecations) on stderr, as the user's progress.
-    Resolves sys.stderr when it writes, so it follows redirection."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        print(f"  {record.getMessage()}", file=sys.stderr, flush=True)
-
-
 def _show_notices() -> None:
+    """hdsctl's own notices (retry waits, deprecations) on stderr, as the user's progress.
+    Imported here, not at the top: `--help` does not need logging."""
+    import logging
+
+    class StderrHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # sys.stderr as it is now: follows redirection
+            print(f"  {record.getMessage()}", file=sys.stderr, flush=True)
+
     logger = logging.getLogger("hdsctl")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler(logging.INFO))
+    if not any(getattr(h, "hdsctl_notices", False) for h in logger.handlers):
+        handler = StderrHandler(logging.INFO)
+        handler.hdsctl_notices = True
+        logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
 
@@ -146,12 +147,10 @@ def _preview(args) -> int:
 
         raise SpecError(str(args.program), [SpecProblem("", "the Pulumi program is not there; run "
                                                             "hdsctl from the repository root")])
-    from hdsctl.files import STDOUT, OutputPathError, check_outputs
+    from hdsctl.files import STDOUT, check_outputs
 
     with_policy = args.policy or bool(args.sarif)
     stack_files = _selected_stack_files(args)
-    if args.json_path == STDOUT and args.sarif == STDOUT:
-        raise OutputPathError("--json - and --sarif - cannot both use standard output; give one a file")
     check_outputs({"--json": args.json_path, "--sarif": args.sarif}, [*stack_files, args.program],
                   args.stacks_dir)
     quiet = STDOUT in (args.json_path, args.sarif)  # standard output carries the document alone

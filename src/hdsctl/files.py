@@ -77,7 +77,13 @@ def check_outputs(outputs: dict[str, str | Path | None], inputs: list[Path],
         protected.update({_key(p): p for p in stacks_dir.glob("Pulumi.*.y*ml")})
     seen: dict[str, str] = {}
     for option, value in outputs.items():
-        if value is None or str(value) == STDOUT:
+        if value is None:
+            continue
+        if str(value) == STDOUT:
+            if STDOUT in seen:
+                raise OutputPathError(f"{seen[STDOUT]} - and {option} - cannot both use standard output; "
+                                      "give one a file")
+            seen[STDOUT] = option
             continue
         key = _key(Path(value))
         if key in protected or Path(value).name.startswith("Pulumi."):
