@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +60,6 @@ class BudgetRetryPolicy(RetryPolicy):
                          retry_backoff_max=backoff_max)
         self.budget = budget or Budget()
         self.retry_after_cap = retry_after_cap
-        self._method_whitelist = frozenset({"GET", "HEAD", "PUT", "DELETE", "POST", "PATCH", "OPTIONS"})
 
     def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
         settings = super().configure_retries(options)
@@ -107,30 +105,25 @@ class BudgetRetryPolicy(RetryPolicy):
         if wait > 0:
             transport.sleep(wait)
 
+    def _retry_after(self, answer) -> float | None:
+        """Seconds from `Retry-After` (delta seconds or an HTTP date), parsed by azure-core;
+        unlike azure-core's own loop, 0 means now, not "absent"."""
+        value = (answer.headers.get("Retry-After") or "").strip()
+        if not value:
+            return None
+        try:
+            return self.parse_retry_after(value)
+        except (ValueError, TypeError):
+            return None  # unreadable: back off as for any other answer
+
     def _wait_for(self, settings: dict[str, Any], answer) -> float:
         if answer is not None:
-            retry_after = _retry_after(answer)
+            retry_after = self._retry_after(answer)
             if retry_after is not None:
                 return min(retry_after, self.retry_after_cap) * random.uniform(1.0, 1.1)
         attempts = max(1, len(settings["history"]))
         backoff = min(settings["max_backoff"], settings["backoff"] * (2 ** (attempts - 1)))
         return backoff * random.uniform(0.5, 1.0)
-
-
-def _retry_after(answer) -> float | None:
-    """Seconds from `Retry-After` (delta seconds or an HTTP date); 0 is a real 0."""
-    from email.utils import parsedate_to_datetime
-
-    value = (answer.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 def _unreachable(error: BaseException) -> bool:

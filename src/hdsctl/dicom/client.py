@@ -19,7 +19,6 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import (
     BearerTokenCredentialPolicy,
-    HeadersPolicy,
     HttpLoggingPolicy,
     SansIOHTTPPolicy,
     UserAgentPolicy,
@@ -101,7 +100,6 @@ class DicomClient:
         self.retry = BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor,
                                        backoff_max=retry_backoff_max)
         policies: list[Any] = [
-            HeadersPolicy({}),
             UserAgentPolicy(f"hdsctl/{__version__}"),
             self.retry,
             self.counter,
@@ -182,8 +180,8 @@ class DicomClient:
     def store(self, parts: list[Path | bytes], *, study: str | None = None, upsert: bool = False,
               expiry_ms: int | None = None) -> StowResult:
         """STOW-RS (PUT with `upsert`): one multipart request, streamed from the files."""
-        body = MultipartBody(parts)
-        headers = {"Content-Type": body.content_type, "Content-Length": str(body.length)}
+        body = MultipartBody(parts)  # sized: the transport sends its Content-Length
+        headers = {"Content-Type": body.content_type}
         if expiry_ms is not None:  # the service deletes the study when it is due
             headers |= {"msdicom-expiry-time-milliseconds": str(int(expiry_ms)),
                         "msdicom-expiry-option": "RelativeToNow", "msdicom-expiry-level": "Study"}
@@ -210,23 +208,15 @@ class DicomClient:
                               ok=(200, 204))
         return [] if response.status_code == 204 else (response.json() or [])
 
-    def search_all(self, level: str, filters: dict[str, str] | None = None, **kwargs) -> Iterator[dict]:
-        offset = 0
-        while True:
-            page = self.search(level, filters, limit=PAGE_LIMIT, offset=offset, **kwargs)
-            yield from page
-            if len(page) < PAGE_LIMIT:
-                return
-            offset += len(page)
-
     def retrieve_instance(self, study: str, series: str, instance: str) -> bytes:
         """The stored file, as it was stored (original transfer syntax)."""
-        response = self._send("GET", self._web("/studies", study, series, instance),
+        path = self._web("/studies", study, series, instance)
+        response = self._send("GET", path,
                               accept='multipart/related; type="application/dicom"; transfer-syntax=*')
         parts = split_multipart(response.headers.get("Content-Type", ""), response.read())
         if len(parts) != 1:
             raise errors.DicomApiError(200, f"expected one instance, got {len(parts)} parts", method="GET",
-                                       url=self._url(self._web("/studies", study, series, instance)))
+                                       url=self._url(path))
         return parts[0][1]
 
     def retrieve_metadata(self, study: str, series: str | None = None,

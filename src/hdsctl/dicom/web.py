@@ -23,7 +23,6 @@ FAILURE_REASONS = {
     45071: "being created by another request, or a failed create not yet cleaned up",
 }
 ALREADY_STORED = 45070
-WARNING_REASONS = {45063: "dataset does not match its SOP class", 1: "attribute validation warnings"}
 
 RETRIEVE_URL = "00081190"
 FAILED_SOP_SEQUENCE = "00081198"
@@ -210,11 +209,3 @@ def _parameter(header: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return value.strip().strip('"')
     return None
-
-
-def dicom_json_value(dataset: dict, tag: str) -> Any:
-    """The first value of an attribute in a DICOM JSON dataset (PN as its alphabetic form)."""
-    value = _first(dataset, tag)
-    if isinstance(value, dict) and "Alphabetic" in value:
-        return value["Alphabetic"]
-    return value

@@ -65,9 +65,7 @@ def _one_service(args, name, url, desired, trusted_hosts):
 
     # --timeout bounds the whole run, retries included. A refused URL (InsecureUrl) or a
     # missing credential is bad input: it propagates.
-    timeout = getattr(args, "timeout", None)
-    budget = Budget.until(timeout) if timeout else Budget()
-    client = DicomClient(url, trusted_hosts=trusted_hosts, budget=budget)
+    client = DicomClient(url, trusted_hosts=trusted_hosts, budget=Budget.until(args.timeout))
     report = ServiceReport(name, url, desired, [], TagPlan())
     prune, allow_replace = getattr(args, "prune", False), getattr(args, "allow_replace", False)
     try:
