@@ -22,11 +22,12 @@ import time
 import uuid
 from urllib.parse import quote
 
+from pydicom.uid import ImplicitVRLittleEndian
+
 from hdsctl.emulator.instances import Instance
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.store import ApiError, Store
 
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 NOT_INDEXED_VRS = {"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 EXPIRY_HEADERS = ("msdicom-expiry-time-milliseconds", "msdicom-expiry-option", "msdicom-expiry-level")
 LEVEL_KEYS = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}
@@ -108,7 +109,7 @@ class DicomWebFront:
                     ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")}
             sop, sop_class = uids["SOPInstanceUID"], uids["SOPClassUID"]
             syntax = str(getattr(dataset.file_meta, "TransferSyntaxUID", "") or "")
-            if not all(uids.values()) or syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+            if not all(uids.values()) or syntax == ImplicitVRLittleEndian:
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 43264)}))
             elif study_in_path and uids["StudyInstanceUID"] != study_in_path:
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 43265)}))
@@ -226,15 +227,17 @@ class DicomWebFront:
     # -- QIDO ----------------------------------------------------------------------------
 
     def qido(self, rest: list[str], pairs: list[tuple[str, str]]):
-        from hdsctl.emulator.server import qido_filters
+        from hdsctl.emulator.server import paging, qido_filters
 
         resource = rest[-1]
         filters, headers = qido_filters(self.store, resource, pairs)
         with self.store.lock:
-            extended = [(path, value) for path, value in filters if path in self.store.tags]
-        limit, offset = _paging(pairs)
-        forwarded = [(k, v) for k, v in pairs if k.lower() not in {"limit", "offset"}
-                     and not any(f"{_path(k)}" == p for p, _ in extended)]
+            extended = [(key, path, value) for key, path, value in filters if path in self.store.tags]
+        limit, offset = paging({k.lower(): v for k, v in pairs})
+        # The engine cannot filter on extended query tags: they are matched here, after it answers.
+        extended_keys = {key for key, _, _ in extended}
+        forwarded = [(k, v) for k, v in pairs
+                     if k.lower() not in {"limit", "offset"} and k not in extended_keys]
         if not extended:
             forwarded += [("limit", str(limit)), ("offset", str(offset))]
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='*,-.^:')}" for k, v in forwarded)
@@ -246,18 +249,13 @@ class DicomWebFront:
         if extended:
             key = LEVEL_KEYS[resource]
             with self.store.lock:
-                wanted = {self._key(resource, i) for i in self.store.instances
-                          if all(i.values.get(path) == value for path, value in extended)}
+                wanted = {i.uid_at(resource) for i in self.store.instances
+                          if all(i.values.get(path) == value for _, path, value in extended)}
             results = [r for r in results if (r.get(key, {}).get("Value") or [""])[0] in wanted]
             results = results[offset:offset + limit]
         if not results:
             return 204, headers, b""
         return 200, {"Content-Type": "application/dicom+json", **headers}, json.dumps(results).encode()
-
-    @staticmethod
-    def _key(resource: str, instance: Instance) -> str:
-        return {"studies": instance.study_uid, "series": instance.series_uid,
-                "instances": instance.sop_uid}[resource]
 
     # -- WADO ----------------------------------------------------------------------------
 
@@ -273,34 +271,13 @@ class DicomWebFront:
 
 
 def _is_qido(rest: list[str]) -> bool:
-    shapes = ([r"studies"], [r"series"], [r"instances"])
-    return (rest in [list(s) for s in shapes]
+    return (rest in (["studies"], ["series"], ["instances"])
             or (len(rest) == 3 and rest[0] == "studies" and rest[2] in {"series", "instances"})
             or (len(rest) == 5 and rest[0] == "studies" and rest[2] == "series" and rest[4] == "instances"))
 
 
 def _at(rest: list[str], index: int) -> str | None:
     return rest[index] if len(rest) > index else None
-
-
-def _path(key: str) -> str:
-    from hdsctl.dicomtags import TagRuleError, resolve_path
-
-    try:
-        return f"{resolve_path(key):08X}"
-    except TagRuleError:
-        return key.upper()
-
-
-def _paging(pairs) -> tuple[int, int]:
-    query = {k.lower(): v for k, v in pairs}
-    try:
-        limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
-    except ValueError:
-        raise ApiError(400, "limit and offset must be integers.") from None
-    if not 1 <= limit <= 200 or offset < 0:
-        raise ApiError(400, "limit must be between 1 and 200 and offset at least 0.")
-    return limit, offset
 
 
 def _parts(content_type: str, body: bytes) -> list[bytes]:

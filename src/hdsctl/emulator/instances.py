@@ -51,6 +51,10 @@ class Instance:
     sop_uid: str
     values: dict[str, str] = field(default_factory=dict)
 
+    def uid_at(self, resource: str) -> str:
+        """The UID that identifies it among QIDO results of `resource` (studies, series, instances)."""
+        return {"studies": self.study_uid, "series": self.series_uid, "instances": self.sop_uid}[resource]
+
 
 def synthetic_instances(count: int, seed: int = 7) -> list[Instance]:
     """`count` instances in studies of 2 series × up to 10 instances, oldest first."""

@@ -116,7 +116,8 @@ def _operation_json(operation: Operation, base: str, version: str) -> dict[str, 
     }
 
 
-def _paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
+def paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
+    """`limit` and `offset` of a query (lower-cased names), checked as the service checks them."""
     try:
         limit = int(query.get("limit", default_limit))
         offset = int(query.get("offset", 0))
@@ -139,7 +140,7 @@ def default_partition(rest: list[str]) -> list[str]:
 
 
 def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
-    """The (path, value) filters of a QIDO query, checked as the service checks them: an
+    """The (key, path, value) filters of a QIDO query, checked as the service checks them: an
     attribute must be searchable by default or a ready, enabled extended query tag at a level
     the resource covers. Keys keep their case: DICOM keywords are case-sensitive."""
     headers, filters = {}, []
@@ -161,7 +162,7 @@ def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
                     headers["erroneous-dicom-attributes"] = key
             elif path not in DEFAULT_SEARCHABLE:
                 raise ApiError(400, f"The query parameter '{key}' is not supported.")
-            filters.append((path, value))
+            filters.append((key, path, value))
     return filters, headers
 
 
@@ -360,7 +361,7 @@ def _handler(emulator: Emulator):
         def _route(self, method, version, base, rest, query, body, pairs):
             if rest == ["extendedquerytags"]:
                 if method == "GET":
-                    limit, offset = _paging(query)
+                    limit, offset = paging(query)
                     with store.lock:
                         tags = list(store.tags.values())[offset:offset + limit]
                         return 200, [_tag_json(t, base) for t in tags], None
@@ -378,7 +379,7 @@ def _handler(emulator: Emulator):
                     store.delete(rest[1])
                     return 204, None, None
             if len(rest) == 3 and rest[0] == "extendedquerytags" and rest[2] == "errors" and method == "GET":
-                limit, offset = _paging(query)
+                limit, offset = paging(query)
                 with store.lock:
                     return 200, store.find(rest[1]).errors[offset:offset + limit], None
             if len(rest) == 2 and rest[0] == "operations" and method == "GET":
@@ -397,12 +398,10 @@ def _handler(emulator: Emulator):
         def _qido(self, resource: str, pairs: list[tuple[str, str]]):
             filters, headers = qido_filters(store, resource, pairs)
             with store.lock:
-                matches = [i for i in store.instances if all(i.values.get(p) == v for p, v in filters)]
-            key_of = {"studies": lambda i: i.study_uid, "series": lambda i: i.series_uid,
-                      "instances": lambda i: i.sop_uid}[resource]
+                matches = [i for i in store.instances if all(i.values.get(p) == v for _, p, v in filters)]
             seen = {}
             for instance in matches:
-                seen.setdefault(key_of(instance), instance)
+                seen.setdefault(instance.uid_at(resource), instance)
             if not seen:
                 return 204, None, headers
             answer = [{"0020000D": {"vr": "UI", "Value": [i.study_uid]},

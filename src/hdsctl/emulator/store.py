@@ -216,15 +216,13 @@ class Store:
         with self.lock:
             self.instances = [i for i in self.instances if i.sop_uid != instance.sop_uid]
             self.instances.append(instance)
-            for path in self.tags:
-                self._index_value(self.tags[path], instance)
+            for tag in self.tags.values():
+                self._index_value(tag, instance)
 
-    def remove_instances(self, keep) -> list[Instance]:
-        """Drop the instances `keep` refuses; return them."""
+    def remove_instances(self, keep) -> None:
+        """Drop the instances `keep` refuses."""
         with self.lock:
-            gone = [i for i in self.instances if not keep(i)]
             self.instances = [i for i in self.instances if keep(i)]
-            return gone
 
     def _index(self, operation: Operation, instance: Instance) -> None:
         for path in operation.tag_paths:
