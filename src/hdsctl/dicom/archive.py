@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom.uid import ImplicitVRLittleEndian
+
 PREAMBLE = 128
 MAGIC = b"DICM"
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 # No DICOM file in a clinical archive is larger than this, or compresses better than this.
 MAX_MEMBER_BYTES = 4 << 30
 MAX_COMPRESSION_RATIO = 200
@@ -62,7 +63,7 @@ class Candidate:
 
     @property
     def implicit_vr(self) -> bool:
-        return self.transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN
+        return self.transfer_syntax == ImplicitVRLittleEndian
 
 
 @dataclass(frozen=True)

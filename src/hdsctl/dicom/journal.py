@@ -13,7 +13,8 @@ from pathlib import Path
 from hdsctl.errors import EXIT_FAILED, BadInput, HdsctlError
 
 FILE_NAME = ".hdsctl-upload.sqlite"
-DONE = ("stored", "already")
+STORED, ALREADY, FAILED = "stored", "already", "failed"
+DONE = (STORED, ALREADY)
 SCHEMA = """
 create table if not exists service (url text not null);
 create table if not exists files (
@@ -21,7 +22,7 @@ create table if not exists files (
     size integer not null,
     modified real not null,
     sop_uid text,
-    status text not null,          -- stored | already | failed
+    status text not null,          -- STORED | ALREADY | FAILED
     reason text,                   -- the service's FailureReason code, or a local reason
     detail text,
     updated real not null

@@ -7,12 +7,14 @@ import datetime
 import io
 from dataclasses import dataclass, field
 
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
 from hdsctl.dicomtags import TagDefinition
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 MULTIFRAME_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7.3"  # grayscale word
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = str(ExplicitVRLittleEndian)
+IMPLICIT_VR_LITTLE_ENDIAN = str(ImplicitVRLittleEndian)
 
 # A value each supported VR holds, for the study's extended query tags.
 SAMPLE_VALUES = {

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from hdsctl.dicom import archive, errors
 from hdsctl.dicom.archive import Candidate, Unusable
-from hdsctl.dicom.journal import DONE, Journal, JournalWriteFailed
+from hdsctl.dicom.journal import ALREADY, DONE, FAILED, STORED, Journal, JournalWriteFailed
 from hdsctl.dicom.web import StowResult
 from hdsctl.errors import HdsctlError
 
-STORED, ALREADY, FAILED, PENDING = "stored", "already", "failed", "pending"
+PENDING = "pending"  # not sent; never journaled
 
 
 @dataclass(frozen=True)
