@@ -28,6 +28,7 @@ def no_ambient_azure_credentials(monkeypatch):
     from azure.identity import EnvironmentCredential
 
     for name in ("HDSCTL_ACCESS_TOKEN", "HDSCTL_DICOM_TOKEN", "HDSCTL_ARM_TOKEN", "HDSCTL_GRAPH_TOKEN",
+                 "HDSCTL_STORAGE_TOKEN",
                  "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(azure.identity, "DefaultAzureCredential", lambda **_: EnvironmentCredential())
@@ -97,3 +98,32 @@ def local_dicom():
     yield emulator
     emulator.stop()
 
+
+
+@pytest.fixture(scope="session")
+def local_events():
+    """Azurite and the Orthanc-backed local DICOM service delivering the local stack's events
+    into it, started once per test session (per worker)."""
+    from hdsctl.emulator.azurite import Azurite
+    from hdsctl.emulator.events import EventPublisher, routes_of
+    from hdsctl.emulator.orthanc import EngineUnavailable, OrthancEngine
+    from hdsctl.emulator.server import Emulator
+    from hdsctl.spec.load import load_environment
+
+    env = load_environment(STACKS / "Pulumi.local.yaml")
+    routes, _ = routes_of(env, "radiology")
+    try:
+        storage = Azurite().start()
+    except EngineUnavailable as err:
+        pytest.skip(f"needs Azurite: {err}")
+    try:
+        emulator = Emulator(engine=OrthancEngine())
+        emulator.events = EventPublisher(storage.connection_string, routes, emulator.url.split("://", 1)[1],
+                                         env.spec.events.dead_letter.container)
+        emulator.start()
+    except EngineUnavailable as err:
+        storage.stop()
+        pytest.skip(f"needs the local DICOM engine: {err}")
+    yield emulator, storage
+    emulator.stop()
+    storage.stop()

@@ -275,7 +275,7 @@ def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom)
         assert url_file.exists(), process.stderr.read()
         engines = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == process.pid]
         assert engines, "the emulator started no engine"
-        with DicomClient(url_file.read_text().strip()) as client:
+        with DicomClient(json.loads(url_file.read_text())["dicomUrl"]) as client:
             assert client.search("studies") == []
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -283,7 +283,7 @@ def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom)
     finally:
         if process.poll() is None:
             process.kill()
-    assert listening_addresses(int(url_file.read_text().strip().rsplit(":", 1)[1])) == set()
+    assert listening_addresses(int(json.loads(url_file.read_text())["dicomUrl"].rsplit(":", 1)[1])) == set()
 
 
 def _parent(pid: int) -> int:

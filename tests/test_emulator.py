@@ -194,7 +194,7 @@ def test_the_emulator_command_serves_and_stops(tmp_path):
             if url_file.exists() and url_file.read_text().strip():
                 break
             time.sleep(0.05)
-        url = url_file.read_text().strip()
+        url = json.loads(url_file.read_text())["dicomUrl"]
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{url}/v2/extendedquerytags") as response:
             assert json.loads(response.read()) == []

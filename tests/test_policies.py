@@ -20,6 +20,7 @@ from hdsctl.preview import run_preview
 DICOM = "azure-native:healthcareapis:DicomService::radiology"
 FHIR = "azure-native:healthcareapis:FhirService::clinical"
 WORKSPACE = "azure-native:healthcareapis:Workspace::stmaryprodhds"
+SUBSCRIPTION = "azure-native:eventgrid:SystemTopicEventSubscription::stmaryprodhds-events-dicom-images"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,8 @@ SPEC_MUTATIONS = {
         lambda d: config(d)["hdsctl:fhirServices"][0].update(authority="https://idp.example.org/oauth"),
         [FHIR]),
     "hds-required-resource-tags": (lambda d: config(d)["hdsctl:tags"].pop("owner"), [WORKSPACE, DICOM]),
+    "hds-events-dead-letter": (
+        lambda d: config(d)["hdsctl:events"]["subscriptions"][0].update(deadLetter=False), [SUBSCRIPTION]),
 }
 
 
@@ -125,6 +128,13 @@ PLAN_MUTATIONS = {
                           "private_creator": "", "query_enabled": True}})),
     "hds-workspace-private-endpoint": (
         ":PrivateDnsZoneGroup", lambda i: i["privateDnsZoneConfigs"].pop()),
+    # A webhook with its key in the URL instead of the topic's identity.
+    "hds-events-managed-identity": (":SystemTopicEventSubscription", lambda i: (
+        i.pop("deliveryWithResourceIdentity"),
+        i.update(destination={"endpointType": "WebHook", "endpointUrl": "https://hook.example/?code=k"}))),
+    # Another workspace's DICOM service.
+    "hds-events-dicom-filtered": (":SystemTopicEventSubscription", lambda i: i["filter"]["advancedFilters"][
+        0].update(values=["otherws-radiology.dicom.azurehealthcareapis.com/"])),
 }
 
 

@@ -13,7 +13,15 @@ import yaml
 from conftest import REPO, STACKS
 
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
-from hdsctl.spec.model import DicomService, EnvironmentSpec, FhirService, Workspace, promotion_class
+from hdsctl.spec.model import (
+    DicomService,
+    EnvironmentSpec,
+    Events,
+    EventSubscription,
+    FhirService,
+    Workspace,
+    promotion_class,
+)
 
 SECURE_LINE = "  azure-native:clientSecret:\n    secure: AAABAKSECRETCIPHERTEXTxx==\n"
 
@@ -65,7 +73,7 @@ def block_range(text: str, key: str) -> range:
 
 
 def test_every_spec_field_is_classified_for_promotion():
-    for model in (EnvironmentSpec, Workspace, DicomService, FhirService):
+    for model in (EnvironmentSpec, Workspace, DicomService, FhirService, Events, EventSubscription):
         for name in model.model_fields:
             assert promotion_class(model, name) in {"environment", "promoted", "key"}, (model, name)
 

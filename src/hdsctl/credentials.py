@@ -42,6 +42,8 @@ DICOM = Audience("the DICOM service", "HDSCTL_DICOM_TOKEN")
 ARM = Audience("Azure Resource Manager", "HDSCTL_ARM_TOKEN",
                ("https://management.core.windows.net", "797f4846-ba00-4fd7-ba43-dac1f8f63013"))
 GRAPH = Audience("Microsoft Graph", "HDSCTL_GRAPH_TOKEN", ("00000003-0000-0000-c000-000000000000",))
+STORAGE = Audience("Azure Storage", "HDSCTL_STORAGE_TOKEN")
+STORAGE_SCOPE = "https://storage.azure.com/.default"
 
 
 class CredentialProblem(BadInput):

@@ -11,6 +11,17 @@ PREFIX = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 LOCATION = re.compile(r"^[a-z][a-z0-9]{2,30}$")
+STORAGE_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+STORAGE_CHILD_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+EVENT_SUBSCRIPTION_NAME = re.compile(r"^[A-Za-z0-9-]{3,64}$")
+
+# What a Health Data Services workspace publishes to its Event Grid system topic.
+HEALTH_EVENT_PREFIX = "Microsoft.HealthcareApis."
+_CHANGES = ("Created", "Updated", "Deleted")
+DICOM_EVENT_TYPES = tuple(f"{HEALTH_EVENT_PREFIX}DicomImage{change}" for change in _CHANGES)
+FHIR_EVENT_TYPES = tuple(f"{HEALTH_EVENT_PREFIX}FhirResource{change}" for change in _CHANGES)
+HEALTH_EVENT_TYPES = DICOM_EVENT_TYPES + FHIR_EVENT_TYPES
+SYSTEM_TOPIC_TYPE = "Microsoft.HealthcareApis.Workspaces"
 # Environment (stack) names end up in Azure names, URLs, pipeline YAML and shell: lowercase
 # letters, digits and single hyphens. 14 characters at most, so the default workspace name
 # (prefix of at most 10 + the name without hyphens) stays within 24 and is never cut short.
@@ -42,6 +53,19 @@ def default_workspace_name(prefix: str, environment: str) -> str:
 
 def default_resource_group_name(prefix: str, environment: str) -> str:
     return f"rg-{prefix}-{environment}-imaging"
+
+
+def default_events_storage_account_name(prefix: str, environment: str) -> str:
+    """Storage account names are global and 3-24 characters: st + prefix + environment + evt."""
+    return re.sub(r"[^a-z0-9]", "", f"st{prefix}{environment}".lower())[:21] + "evt"
+
+
+def system_topic_name(workspace: str) -> str:
+    return f"{workspace}-events"
+
+
+def host_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
 
 
 def dicom_url(workspace: str, service: str) -> str:

@@ -37,6 +37,8 @@ class PlannedResource:
     replace_on_changes: list[str]
     ignore_changes: list[str]
     custom_timeouts: dict[str, str]
+    # The id of an existing resource `pulumi up` adopts (imports) instead of creating.
+    import_id: str | None = None
     # Input property → the resources (by key) its value came from.
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
@@ -203,6 +205,7 @@ class _RecordingMonitor:
                 custom_timeouts={k: v for k, v in (
                     ("create", timeouts.create), ("update", timeouts.update),
                     ("delete", timeouts.delete)) if v},
+                import_id=request.importId or None,
                 property_dependencies={
                     prop: sorted({self._names_by_urn.get(u, u) for u in deps.urns})
                     for prop, deps in request.propertyDependencies.items() if deps.urns
@@ -226,6 +229,19 @@ _ARM_PATHS = {
         "privateDnsZoneGroupName",
         "/providers/Microsoft.Network/privateEndpoints/{privateEndpointName}"
         "/privateDnsZoneGroups/{privateDnsZoneGroupName}"),
+    "azure-native:storage:StorageAccount": (
+        "accountName", "/providers/Microsoft.Storage/storageAccounts/{accountName}"),
+    "azure-native:storage:Queue": (
+        "queueName", "/providers/Microsoft.Storage/storageAccounts/{accountName}/queueServices/default"
+                     "/queues/{queueName}"),
+    "azure-native:storage:BlobContainer": (
+        "containerName", "/providers/Microsoft.Storage/storageAccounts/{accountName}/blobServices/default"
+                         "/containers/{containerName}"),
+    "azure-native:eventgrid:SystemTopic": (
+        "systemTopicName", "/providers/Microsoft.EventGrid/systemTopics/{systemTopicName}"),
+    "azure-native:eventgrid:SystemTopicEventSubscription": (
+        "eventSubscriptionName",
+        "/providers/Microsoft.EventGrid/systemTopics/{systemTopicName}/eventSubscriptions/{eventSubscriptionName}"),
     "azure-native:privatedns:PrivateZone": (
         "privateZoneName", "/providers/Microsoft.Network/privateDnsZones/{privateZoneName}"),
     "azure-native:privatedns:VirtualNetworkLink": (

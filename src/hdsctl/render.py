@@ -25,6 +25,14 @@ KEY_INPUTS = {
         "subnet.id", "privateLinkServiceConnections"),
     "azure-native:network:PrivateDnsZoneGroup": ("privateDnsZoneConfigs",),
     "azure-native:privatedns:VirtualNetworkLink": ("virtualNetwork.id",),
+    "azure-native:eventgrid:SystemTopic": ("source", "topicType", "identity.type"),
+    "azure-native:eventgrid:SystemTopicEventSubscription": (
+        "filter.includedEventTypes", "filter.advancedFilters", "eventDeliverySchema",
+        "deliveryWithResourceIdentity.destination", "retryPolicy",
+        "deadLetterWithResourceIdentity.deadLetterDestination"),
+    "azure-native:storage:StorageAccount": (
+        "sku.name", "allowSharedKeyAccess", "minimumTlsVersion", "allowBlobPublicAccess",
+        "networkRuleSet.defaultAction"),
     "pulumi-python:dynamic/hdsctl:PublicNetworkAccess": ("kind", "service_name", "public_network_access"),
     "pulumi-python:dynamic/hdsctl:ExtendedQueryTags": ("url", "extended_query_tags"),
 }
@@ -76,6 +84,8 @@ def _flags(resource: PlannedResource) -> str:
         flags.append("protect")
     if resource.retain_on_delete:
         flags.append("retainOnDelete")
+    if resource.import_id:
+        flags.append(f"adopts {resource.import_id}")
     if resource.replace_on_changes:
         flags.append("replaceOnChanges: " + ", ".join(resource.replace_on_changes))
     if resource.custom_timeouts:

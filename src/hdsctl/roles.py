@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 WORKSPACE, DICOM, FHIR = "workspace", "dicom", "fhir"
 ALL_SCOPES = frozenset({WORKSPACE, DICOM, FHIR})
+# Where event delivery is granted: the program grants these to the workspace's Event Grid
+# topic; a stack file does not declare them.
+STORAGE_QUEUE, BLOB_CONTAINER, SERVICE_BUS_QUEUE, EVENT_HUB = (
+    "storage-queue", "blob-container", "service-bus-queue", "event-hub")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,14 @@ BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
     BuiltinRole("Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635", ALL_SCOPES, privileged=True),
     BuiltinRole("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c", ALL_SCOPES, privileged=True),
     BuiltinRole("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7", ALL_SCOPES),
+    BuiltinRole("Storage Queue Data Message Sender", "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
+                frozenset({STORAGE_QUEUE}), declarable=False),
+    BuiltinRole("Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+                frozenset({BLOB_CONTAINER}), declarable=False),
+    BuiltinRole("Azure Service Bus Data Sender", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
+                frozenset({SERVICE_BUS_QUEUE}), declarable=False),
+    BuiltinRole("Azure Event Hubs Data Sender", "2b629674-e913-4c01-ae53-ef4638d8f975",
+                frozenset({EVENT_HUB}), declarable=False),
     BuiltinRole(
         "User Access Administrator", "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", ALL_SCOPES,
         privileged=True, declarable=False,
@@ -56,6 +68,11 @@ DECLARABLE_ROLE_NAMES = tuple(role.name for role in BUILTIN_ROLES if role.declar
 def role_by_name(name: str) -> BuiltinRole | None:
     """Look a role up by its display name, ignoring case."""
     return _BY_NAME.get(name.strip().lower())
+
+
+def sender_role(destination_kind: str) -> BuiltinRole:
+    """The least role that lets a managed identity deliver to a destination of this kind."""
+    return next(role for role in BUILTIN_ROLES if role.scopes == {destination_kind})
 
 
 def role_by_guid(guid: str) -> BuiltinRole | None:

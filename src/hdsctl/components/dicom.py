@@ -32,6 +32,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
         bindings: list[Binding],
         trusted_hosts: tuple[str, ...] = (),
         workspace_grants: list[pulumi.Resource],
+        after: list[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
@@ -54,6 +55,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=placement.protect,
+                depends_on=list(after),
                 custom_timeouts=SERVICE_TIMEOUTS,
                 # Both are fixed at creation: a change would mean a new, empty service.
                 replace_on_changes=["enableDataPartitions", "storageConfiguration"],

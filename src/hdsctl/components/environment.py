@@ -57,18 +57,27 @@ class ImagingEnvironment(pulumi.ComponentResource):
             diagnostics=spec.diagnostics,
             subscription_id=client.subscription_id,
         )
+        # Before the services: events are on before the first image is stored.
+        self.events = None
+        if spec.events is not None and spec.events.subscriptions:
+            from hdsctl.components.events import WorkspaceEvents
+
+            self.events = WorkspaceEvents(
+                env, workspace_id=self.workspace.id, placement=placement,
+                private=spec.workspace.public_network_access == "Disabled", opts=child)
+        after_events = self.events.subscriptions if self.events else []
         self.dicom = {
             service.name: DicomServiceComponent(
                 service, placement=placement, data_url=env.dicom_url(service.name),
                 bindings=bindings.get(service.name, []), trusted_hosts=tuple(spec.trusted_hosts),
-                workspace_grants=self.workspace.role_assignments, opts=child,
+                workspace_grants=self.workspace.role_assignments, after=after_events, opts=child,
             )
             for service in spec.dicom_services
         }
         self.fhir = {
             service.name: FhirServiceComponent(
                 service, placement=placement, url=env.fhir_url(service.name), tenant_id=tenant_id,
-                bindings=bindings.get(service.name, []), opts=child,
+                bindings=bindings.get(service.name, []), after=after_events, opts=child,
             )
             for service in spec.fhir_services
         }
@@ -122,4 +131,9 @@ class ImagingEnvironment(pulumi.ComponentResource):
                 for name, c in self.fhir.items()
             },
             "privateEndpointId": self.private_link.endpoint.id if self.private_link else None,
+            "events": {
+                "systemTopic": self.events.topic.name,
+                "storageAccount": self.events.account.name if self.events.account else None,
+                "subscriptions": [s.name for s in self.events.subscriptions],
+            } if self.events else None,
         }

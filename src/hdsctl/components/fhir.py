@@ -29,6 +29,7 @@ class FhirServiceComponent(pulumi.ComponentResource):
         url: str,
         tenant_id: pulumi.Input[str],
         bindings: list[Binding],
+        after: list[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:FhirService", spec.name, None, opts)
@@ -88,7 +89,8 @@ class FhirServiceComponent(pulumi.ComponentResource):
             implementation_guides_configuration={"us_core_missing_data": spec.us_core_missing_data}
             if spec.us_core_missing_data is not None else None,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=placement.protect, custom_timeouts=SERVICE_TIMEOUTS
+                parent=self, protect=placement.protect, depends_on=list(after),
+                custom_timeouts=SERVICE_TIMEOUTS
             ),
         )
         self.id = self.service.id

@@ -69,28 +69,39 @@ def assign_roles(
     bindings: list[Binding],
     subscription_id: pulumi.Output[str],
 ) -> list[authorization.RoleAssignment]:
-    """One RoleAssignment per binding, named by a GUID derived from (scope, principal, role)."""
-    created = []
-    for binding in bindings:
-        object_id = binding.principal.object_id
-        name = scope_id.apply(
-            lambda scope, oid=object_id, guid=binding.role.guid: naming.role_assignment_name(
-                scope, oid, guid
-            )
-        )
-        created.append(authorization.RoleAssignment(
-            f"{label}-{binding.alias}-{_slug(binding.role.name)}",
-            role_assignment_name=name,
-            scope=scope_id,
-            principal_id=object_id,
-            principal_type=binding.principal.type,
-            role_definition_id=subscription_id.apply(
-                lambda sub, role=binding.role: roles.role_definition_id(sub, role)
-            ),
-            description=binding.description,
-            opts=pulumi.ResourceOptions(parent=parent),
-        ))
-    return created
+    """One RoleAssignment per binding of the spec."""
+    return [grant(parent, f"{label}-{binding.alias}-{_slug(binding.role.name)}", scope_id,
+                  binding.principal.object_id, binding.principal.type, binding.role, subscription_id,
+                  binding.description)
+            for binding in bindings]
+
+
+def grant(
+    parent: pulumi.Resource,
+    resource_name: str,
+    scope_id: pulumi.Input[str],
+    principal_id: pulumi.Input[str],
+    principal_type: str,
+    role: roles.BuiltinRole,
+    subscription_id: pulumi.Output[str],
+    description: str | None = None,
+    opts: pulumi.ResourceOptions | None = None,
+) -> authorization.RoleAssignment:
+    """A role assignment named by a GUID derived from (scope, principal, role), so re-running
+    `pulumi up` never creates a second one. The principal may be known only after deployment
+    (a managed identity)."""
+    name = pulumi.Output.all(scope_id, principal_id).apply(
+        lambda values: naming.role_assignment_name(values[0], values[1], role.guid))
+    return authorization.RoleAssignment(
+        resource_name,
+        role_assignment_name=name,
+        scope=scope_id,
+        principal_id=principal_id,
+        principal_type=principal_type,
+        role_definition_id=subscription_id.apply(lambda sub: roles.role_definition_id(sub, role)),
+        description=description,
+        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent), opts),
+    )
 
 
 def diagnostic_setting(

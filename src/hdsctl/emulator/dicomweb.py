@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from pydicom.uid import ImplicitVRLittleEndian
 
+from hdsctl.emulator.events import CREATED, DELETED, Change
 from hdsctl.emulator.instances import Instance
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.store import ApiError, Store
@@ -55,9 +56,10 @@ def _item(sop_class: str, sop: str, **extra) -> dict:
 
 
 class DicomWebFront:
-    def __init__(self, engine: OrthancEngine, store: Store):
+    def __init__(self, engine: OrthancEngine, store: Store, events=None):
         self.engine = engine
         self.store = store
+        self.events = events  # hdsctl.emulator.events.EventPublisher, when events are on
         self.expiry: dict[str, float] = {}  # study UID → time.monotonic() when it is deleted
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
@@ -97,7 +99,7 @@ class DicomWebFront:
 
         parts = _parts(headers.get("Content-Type", ""), body)
         expiry_ms = _expiry(headers)
-        referenced, failed, accepted = [], [], []
+        referenced, failed, accepted, changes = [], [], [], []
         for part in parts:
             try:
                 dataset = pydicom.dcmread(io.BytesIO(part), stop_before_pixels=True)
@@ -127,12 +129,15 @@ class DicomWebFront:
                     if sop not in stored:
                         failed.append(_item(sop_class, sop, **{"00081197": ("US", 272)}))
                         continue
-                    self.store.add_instance(self._instance(dataset))
+                    instance = self._instance(dataset)
+                    self.store.add_instance(instance)
                     url = (f"{base}/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
                            f"/instances/{sop}")
                     referenced.append(_item(sop_class, sop, **{"00081190": ("UR", url)}))
                     self._schedule(str(dataset.StudyInstanceUID), expiry_ms)
+                    changes.append(_change(CREATED, instance))
         finally:
+            self._announce(changes)
             with self._lock:
                 self._in_flight -= {str(dataset.SOPInstanceUID) for _, dataset in accepted}
         answer: dict = {}
@@ -216,13 +221,21 @@ class DicomWebFront:
                     and {"Study": i.study_uid, "Series": i.series_uid, "Instance": i.sop_uid}[level] == uid)
 
         with self.store.lock:
-            if not any(inside(i) for i in self.store.instances):
-                return False
+            gone = [i for i in self.store.instances if inside(i)]
+        if not gone:
+            return False
         for match in self.engine.lookup(uid):
             if match.get("Type") == level:
                 self.engine.request("DELETE", f"{match['Path']}")
         self.store.remove_instances(lambda i: not inside(i))
+        self._announce([_change(DELETED, i) for i in gone])
         return True
+
+    # -- events --------------------------------------------------------------------------
+
+    def _announce(self, changes: list) -> None:
+        if self.events is not None and changes:
+            self.events.publish(changes)
 
     # -- QIDO ----------------------------------------------------------------------------
 
@@ -268,6 +281,10 @@ class DicomWebFront:
             raise ApiError(404, "The specified resource was not found.")
         kept = {k: v for k, v in answer_headers.items() if k.lower() in {"content-type", "etag"}}
         return status, kept, payload
+
+
+def _change(event_type: str, instance: Instance) -> Change:
+    return Change(event_type, instance.study_uid, instance.series_uid, instance.sop_uid)
 
 
 def _is_qido(rest: list[str]) -> bool:

@@ -37,10 +37,11 @@ class Emulator:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, instances: int = 2000,
                  seed: int = 7, knobs: Knobs | None = None, tls: ssl.SSLContext | None = None,
-                 engine=None):
+                 engine=None, events=None):
         # With an engine (hdsctl.emulator.orthanc), instances are the ones really stored.
         self.store = Store.seeded(0 if engine is not None else instances, seed)
         self.engine = engine
+        self.events = events  # an EventPublisher (hdsctl.emulator.events), with an engine
         self.front = None
         if knobs is not None:
             self.store.knobs = knobs
@@ -64,7 +65,7 @@ class Emulator:
 
             try:
                 self.engine.start()
-                self.front = DicomWebFront(self.engine, self.store)
+                self.front = DicomWebFront(self.engine, self.store, self.events)
                 self.front.start()
             except BaseException:
                 self.engine.stop()
@@ -80,6 +81,8 @@ class Emulator:
             self.front.stop()
         if self.engine is not None:
             self.engine.stop()
+        if self.events is not None:
+            self.events.stop()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -38,6 +38,7 @@ ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
 PRIVATE_ZONE = "azure-native:privatedns:PrivateZone"
 PUBLIC_ACCESS = "pulumi-python:dynamic/hdsctl:PublicNetworkAccess"
 QUERY_TAGS = "pulumi-python:dynamic/hdsctl:ExtendedQueryTags"
+EVENT_SUBSCRIPTION = "azure-native:eventgrid:SystemTopicEventSubscription"
 TAGGABLE = frozenset({
     "azure-native:resources:ResourceGroup", WORKSPACE, DICOM, FHIR, PRIVATE_ENDPOINT, PRIVATE_ZONE,
     "azure-native:privatedns:VirtualNetworkLink",
@@ -298,6 +299,59 @@ def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> Non
                f"{', '.join(missing)}. Add them under hdsctl:tags.")
 
 
+# -- events -------------------------------------------------------------------------------
+
+def _subscription_label(args: ResourceValidationArgs) -> str:
+    return f"event subscription '{_get(args.props, 'eventSubscriptionName') or args.name}'"
+
+
+def _events_dead_letter(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != EVENT_SUBSCRIPTION:
+        return
+    if not (_get(args.props, "deadLetterWithResourceIdentity", "deadLetterDestination")
+            or _get(args.props, "deadLetterDestination")):
+        report(f"{_subscription_label(args)} drops the events it cannot deliver. Remove `deadLetter: false` "
+               "from it under hdsctl:events.subscriptions, so they go to the dead-letter container "
+               "(hdsctl:events.deadLetter).")
+
+
+def _events_managed_identity(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != EVENT_SUBSCRIPTION:
+        return
+    keyed = _get(args.props, "destination") or _get(args.props, "deadLetterDestination")
+    if keyed or not _get(args.props, "deliveryWithResourceIdentity", "identity", "type"):
+        report(f"{_subscription_label(args)} does not deliver with the topic's managed identity. Declare "
+               "its destination under hdsctl:events.destinations and let hdsctl grant the topic's "
+               "identity; never put keys or SAS URLs in the stack.")
+
+
+def _dicom_hosts(resources) -> set[str]:
+    hosts = set()
+    for service in _of_type(resources, DICOM):
+        workspace, name = _get(service.props, "workspaceName"), _get(service.props, "dicomServiceName")
+        if isinstance(workspace, str) and isinstance(name, str):
+            hosts.add(naming.host_of(naming.dicom_url(workspace, name)) + "/")
+    return hosts
+
+
+def _events_dicom_filtered(args: StackValidationArgs, report: ReportViolation) -> None:
+    hosts = _dicom_hosts(args.resources)
+    for subscription in _of_type(args.resources, EVENT_SUBSCRIPTION):
+        types = _get(subscription.props, "filter", "includedEventTypes") or []
+        if not any(t in naming.DICOM_EVENT_TYPES for t in types):
+            continue
+        prefixes = [value for f in (_get(subscription.props, "filter", "advancedFilters") or [])
+                    if _get(f, "key") == "subject" and _get(f, "operatorType") == "StringBeginsWith"
+                    for value in (_get(f, "values") or [])]
+        dicom_prefixes = [p for p in prefixes if ".dicom." in p]
+        if not dicom_prefixes or not set(dicom_prefixes) <= hosts:
+            name = _get(subscription.props, "eventSubscriptionName") or subscription.name
+            report(f"event subscription '{name}' takes DICOM events from services outside this environment "
+                   f"(subject filter: {', '.join(prefixes) or 'none'}). Let hdsctl derive the filter: list "
+                   "this environment's services under its services key, or leave it empty for all of them.",
+                   subscription.urn)
+
+
 # -- the pack -----------------------------------------------------------------------------
 
 def _resource(name, description, validate):
@@ -341,6 +395,13 @@ POLICIES = [
               "Resources carry environment, owner and data-classification tags.", _required_tags),
     _resource("hds-role-assignment-name-guid", "Role assignment names are GUIDs.",
               _role_assignment_name_is_guid),
+    _resource("hds-events-dead-letter", "Every event subscription dead-letters what it cannot deliver.",
+              _events_dead_letter),
+    _resource("hds-events-managed-identity",
+              "Event subscriptions deliver and dead-letter with the topic's managed identity.",
+              _events_managed_identity),
+    _stack("hds-events-dicom-filtered", "DICOM event subscriptions take events of this environment's "
+           "services only.", _events_dicom_filtered),
 ]
 POLICY_NAMES = tuple(policy.name for policy in POLICIES)
 
@@ -367,6 +428,9 @@ TIER_LEVELS: dict[str, dict[str, EnforcementLevel]] = {
     "hds-extended-query-tags-valid": EVERY_TIER,
     "hds-required-resource-tags": EVERY_TIER,
     "hds-role-assignment-name-guid": EVERY_TIER,
+    "hds-events-dead-letter": EVERY_TIER,
+    "hds-events-managed-identity": EVERY_TIER,
+    "hds-events-dicom-filtered": EVERY_TIER,
 }
 
 

@@ -23,7 +23,8 @@ def add_arguments(commands) -> None:
     promote = commands.add_parser("promote", help="carry promotable parts from one environment to the next")
     promote.add_argument("--from", dest="source", required=True, help="environment to promote from")
     promote.add_argument("--to", dest="target", required=True, help="environment to promote to")
-    promote.add_argument("--only", help="comma-separated subset of: services, tags, roles (default: all)")
+    promote.add_argument("--only",
+                         help="comma-separated subset of: services, tags, roles, events (default: all)")
     promote.add_argument("--write", action="store_true",
                          help="rewrite the target stack file (keeps its comments and secure: values)")
     promote.add_argument("--prune", action="store_true",

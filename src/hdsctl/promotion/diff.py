@@ -23,7 +23,7 @@ TAGS_FIELD = "extended_query_tags"
 
 @dataclass(frozen=True)
 class Change:
-    area: str  # services | settings | tags | bindings
+    area: str  # services | settings | tags | bindings | events
     change: str  # added | removed | changed
     where: str  # "workspace", "dicom radiology", "fhir clinical", "roleAssignments"
     subject: str
@@ -72,6 +72,25 @@ def semantic_diff(before: EnvironmentSpec, after: EnvironmentSpec) -> list[Chang
             if model is DicomService:
                 changes += _tags(where, old.get(name), new.get(name))
     changes += _bindings(before, after)
+    changes += _subscriptions(before, after)
+    return changes
+
+
+def _subscriptions(before: EnvironmentSpec, after: EnvironmentSpec) -> list[Change]:
+    def keyed(spec):
+        return {s.name.lower(): s for s in (spec.events.subscriptions if spec.events else [])}
+
+    old, new = keyed(before), keyed(after)
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a is None:
+            changes.append(Change("events", "added", "events", f"subscription {b.name}"))
+        elif b is None:
+            changes.append(Change("events", "removed", "events", f"subscription {a.name}"))
+        elif a != b:
+            changes.append(Change("events", "changed", "events", f"subscription {b.name}", _plain(a),
+                                  _plain(b)))
     return changes
 
 

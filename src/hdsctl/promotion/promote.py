@@ -34,9 +34,11 @@ from hdsctl.spec.load import (
 )
 from hdsctl.spec.model import DicomService, EnvironmentSpec, FhirService, is_creation_time
 
-AREAS = ("services", "tags", "roles")
+AREAS = ("services", "tags", "roles", "events")
 TAGS_KEY = "extendedQueryTags"
 ROLES_KEY = f"{NAMESPACE}:roleAssignments"
+EVENTS_KEY = f"{NAMESPACE}:events"
+SUBSCRIPTIONS_KEY = "subscriptions"
 # (label, model, field of EnvironmentSpec) of each promoted list of services.
 SERVICE_LISTS = (("dicom", DicomService, "dicom_services"), ("fhir", FhirService, "fhir_services"))
 
@@ -82,7 +84,7 @@ def plan_promotion(source_path: Path, target_path: Path, areas: tuple[str, ...] 
     target_file = read_stack_file(target_path)
     target = environment_from_stack_file(target_file)
     stack_text = StackText.read(target_path)
-    stack_text.refuse_references_in([*_service_keys(), ROLES_KEY])
+    stack_text.refuse_references_in([*_service_keys(), ROLES_KEY, EVENTS_KEY])
     config = stack_text.document["config"]
     raw = source_file.namespaced()
     promotion = Promotion(source, target, areas)
@@ -92,6 +94,8 @@ def plan_promotion(source_path: Path, target_path: Path, areas: tuple[str, ...] 
         _promote_services(promotion, options, config, label, model, spec_field, raw.get(key) or [])
     if "roles" in areas:
         _promote_bindings(promotion, options, config, raw.get("roleAssignments") or [])
+    if "events" in areas:
+        _promote_subscriptions(promotion, options, config, raw.get("events") or {})
 
     promotion.text = stack_text.dump()
     _check(promotion, target_path, target_file.config, stack_text.text, check_policy)
@@ -199,6 +203,24 @@ def _promote_bindings(promotion: Promotion, options: Options, config, source_raw
 
     _merge_list(promotion, options, "roleAssignments", config, ROLES_KEY, keyed(promotion.target.spec),
                 keyed(promotion.source.spec), source_raw)
+
+
+def _promote_subscriptions(promotion: Promotion, options: Options, config, source_raw: dict) -> None:
+    """Event subscriptions (types, filters, retry, dead-lettering) are promoted; the destinations
+    they name are each environment's own, so a destination the target lacks refuses the promotion
+    when the result is validated."""
+    def keyed(env) -> list[_Keyed]:
+        subscriptions = env.spec.events.subscriptions if env.spec.events else []
+        return [_Keyed(s.name.lower(), s, f"subscription {s.name}") for s in subscriptions]
+
+    current, wanted = keyed(promotion.target), keyed(promotion.source)
+    if not current and not wanted:
+        return
+    container = config.get(EVENTS_KEY)
+    if container is None:
+        container = config[EVENTS_KEY] = _node({}, flow=False)
+    _merge_list(promotion, options, "events", container, SUBSCRIPTIONS_KEY, current, wanted,
+                source_raw.get(SUBSCRIPTIONS_KEY) or [])
 
 
 @dataclass(frozen=True)
@@ -325,7 +347,7 @@ def _check(promotion: Promotion, target_path: Path, target_config: dict, target_
     from hdsctl.spec.yaml_text import parse_yaml
 
     config = (parse_yaml(promotion.text.removeprefix("\ufeff"), str(target_path)) or {}).get("config") or {}
-    edited = {*_service_keys(), ROLES_KEY}
+    edited = {*_service_keys(), ROLES_KEY, EVENTS_KEY}
     moved = sorted(key for key in set(config) | set(target_config)
                    if key not in edited and config.get(key) != target_config.get(key))
     if moved:

@@ -44,6 +44,12 @@ class Environment:
             self.spec.naming.prefix, self.name
         )
 
+    @property
+    def events_storage_account_name(self) -> str:
+        events = self.spec.events
+        return (events and events.storage_account_name) or naming.default_events_storage_account_name(
+            self.spec.naming.prefix, self.name)
+
     def dicom_url(self, service_name: str) -> str:
         service = next(s for s in self.spec.dicom_services if s.name == service_name)
         return service.url or naming.dicom_url(self.workspace_name, service.name)

@@ -11,12 +11,13 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from hdsctl import naming
 from hdsctl.dicomtags import TagDefinition, TagRuleError, check_tag
@@ -73,6 +74,14 @@ PrivateZoneId = Annotated[str, _arm_id("Microsoft.Network/privateDnsZones")]
 LogAnalyticsId = Annotated[str, _arm_id("Microsoft.OperationalInsights/workspaces")]
 StorageAccountId = Annotated[str, _arm_id("Microsoft.Storage/storageAccounts")]
 UserIdentityId = Annotated[str, _arm_id("Microsoft.ManagedIdentity/userAssignedIdentities")]
+ServiceBusQueueId = Annotated[str, _arm_id("Microsoft.ServiceBus/namespaces", "queues")]
+EventHubId = Annotated[str, _arm_id("Microsoft.EventHub/namespaces", "eventhubs")]
+SystemTopicId = Annotated[str, _arm_id("Microsoft.EventGrid/systemTopics")]
+# Storage queue and blob container names: 3-63 lowercase letters, digits and single hyphens.
+StorageChildName = Annotated[str, _matches(
+    naming.STORAGE_CHILD_NAME, "queue or container name (3-63 lowercase letters, digits and single hyphens)")]
+StorageAccountName = Annotated[str, _matches(
+    naming.STORAGE_ACCOUNT_NAME, "storage account name (3-24 lowercase letters and digits)")]
 
 
 # Promotion classes: what belongs to one environment, what is carried to the next, and what
@@ -327,6 +336,74 @@ class Diagnostics(Model):
     metrics: bool = True
 
 
+class StorageQueueDestination(Model):
+    queue: StorageChildName
+    # Default: the environment's events storage account, created with the topic.
+    account_id: StorageAccountId | None = None
+
+
+class EventDestination(Model):
+    """Where a subscription delivers: exactly one of a Storage queue, a Service Bus queue or an
+    Event Hub. The last two are existing resources, named by id."""
+
+    name: Annotated[str, _matches(naming.SERVICE_NAME, "destination name (3-24 lowercase letters, digits "
+                                                       "and hyphens)")]
+    storage_queue: StorageQueueDestination | None = None
+    service_bus_queue_id: ServiceBusQueueId | None = None
+    event_hub_id: EventHubId | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self):
+        given = [kind for kind in ("storageQueue", "serviceBusQueueId", "eventHubId")
+                 if getattr(self, to_snake(kind)) is not None]
+        if len(given) != 1:
+            raise ValueError("a destination is exactly one of storageQueue, serviceBusQueueId or eventHubId"
+                             + (f" (given: {', '.join(given)})" if given else ""))
+        return self
+
+
+class DeadLetterContainer(Model):
+    container: StorageChildName = "event-dead-letters"
+    # Default: the environment's events storage account.
+    account_id: StorageAccountId | None = None
+
+
+def _full_event_type(value):
+    full = f"{naming.HEALTH_EVENT_PREFIX}{value}" if isinstance(value, str) and "." not in value else value
+    if full not in naming.HEALTH_EVENT_TYPES:
+        short = ", ".join(t.removeprefix(naming.HEALTH_EVENT_PREFIX) for t in naming.HEALTH_EVENT_TYPES)
+        raise ValueError(f"unknown event type {value!r}; Health Data Services publishes {short}")
+    return full
+
+
+class EventSubscription(Model):
+    name: Annotated[str, _matches(naming.EVENT_SUBSCRIPTION_NAME,
+                                  "subscription name (3-64 letters, digits and hyphens)")] = key()
+    # Short (DicomImageCreated) or full (Microsoft.HealthcareApis.DicomImageCreated) names.
+    event_types: list[Annotated[str, BeforeValidator(_full_event_type)]] = promoted(..., min_length=1)
+    # Services whose events are delivered (by host name in the subject). Default: every
+    # service of this environment of the kinds the event types are about.
+    services: list[str] = promoted(default_factory=list)
+    # A destination's name under hdsctl:events.destinations; each environment has its own.
+    destination: str = promoted(...)
+    schema_: Literal["CloudEventSchemaV1_0", "EventGridSchema"] = promoted(
+        "CloudEventSchemaV1_0", alias="schema")
+    max_delivery_attempts: int = promoted(30, ge=1, le=30)
+    event_time_to_live_minutes: int = promoted(1440, ge=1, le=1440)
+    # Undeliverable events go to the dead-letter container instead of being dropped.
+    dead_letter: bool = promoted(True)
+
+
+class Events(Model):
+    # Only one system topic can exist per workspace: one made outside hdsctl is adopted by id.
+    system_topic_id: SystemTopicId | None = env()
+    # The account made for queues and dead letters that name no account of their own.
+    storage_account_name: StorageAccountName | None = env()
+    destinations: list[EventDestination] = env(default_factory=list)
+    dead_letter: DeadLetterContainer = env(default_factory=DeadLetterContainer)
+    subscriptions: list[EventSubscription] = promoted(default_factory=list)
+
+
 class EnvironmentSpec(Model):
     tier: Tier = env(...)
     location: Location = env(...)
@@ -348,6 +425,8 @@ class EnvironmentSpec(Model):
     # Defaults follow the tier: on in prod, off elsewhere.
     lock: bool | None = env()
     protect_data: bool | None = env()
+    # Mixed: subscriptions are promoted, destinations and ids belong to each environment.
+    events: Events | None = promoted()
     arm_endpoint: HttpsUrl = env(PUBLIC_ARM_ENDPOINT)
     # Hosts other than Azure's DICOM hosts and loopback that may receive the DICOM token (a
     # gateway in front of the service). Each one is a reviewed decision; `validate` lists them.

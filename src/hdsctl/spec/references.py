@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hdsctl import roles
+from hdsctl import naming, roles
 from hdsctl.dicomtags import MAX_EXTENDED_QUERY_TAGS
 from hdsctl.errors import SpecProblem
 from hdsctl.spec.model import EnvironmentSpec
@@ -21,6 +21,60 @@ def check_references(spec: EnvironmentSpec) -> list[SpecProblem]:
     problems += _role_assignments(spec)
     problems += _dns_zones(spec)
     problems += _data_plane_urls(spec)
+    problems += _events(spec)
+    return problems
+
+
+def _events(spec: EnvironmentSpec) -> list[SpecProblem]:
+    """Subscriptions name declared destinations and services, and can receive what they ask for."""
+    if spec.events is None:
+        return []
+    problems = []
+    where = "hdsctl:events"
+    problems += _duplicates(f"{where}.destinations", [d.name for d in spec.events.destinations], "destination")
+    problems += _duplicates(f"{where}.subscriptions", [s.name.lower() for s in spec.events.subscriptions],
+                            "subscription")
+    destinations = [d.name for d in spec.events.destinations]
+    kinds = {name: kind for name, kind in scope_kinds(spec).items() if name != WORKSPACE_SCOPE}
+    for index, subscription in enumerate(spec.events.subscriptions):
+        at = f"{where}.subscriptions[{index}]"
+        if subscription.destination not in destinations:
+            problems.append(SpecProblem(
+                f"{at}.destination",
+                f"destination {subscription.destination!r} is not declared under {where}.destinations "
+                f"(declared: {', '.join(destinations) or 'none'}); each environment declares its own"))
+        for service_index, service in enumerate(subscription.services):
+            if service not in kinds:
+                problems.append(SpecProblem(
+                    f"{at}.services[{service_index}]",
+                    f"{service!r} is not a DICOM or FHIR service of this environment "
+                    f"(services: {', '.join(sorted(kinds)) or 'none'})"))
+        for kind in event_kinds(subscription.event_types):
+            named = [s for s in subscription.services if kinds.get(s) == kind]
+            if not (named if subscription.services else [s for s, k in kinds.items() if k == kind]):
+                problems.append(SpecProblem(
+                    f"{at}.eventTypes",
+                    f"{kind.upper()} events are asked for but " + (
+                        f"no {kind.upper()} service is among services" if subscription.services
+                        else f"this environment declares no {kind.upper()} service")
+                    + ", so none would arrive"))
+    return problems
+
+
+def event_kinds(event_types) -> list[str]:
+    """The service kinds (dicom, fhir) a list of event types is about."""
+    kinds = [roles.DICOM] if any(t in naming.DICOM_EVENT_TYPES for t in event_types) else []
+    return kinds + ([roles.FHIR] if any(t in naming.FHIR_EVENT_TYPES for t in event_types) else [])
+
+
+def _duplicates(where: str, names: list[str], what: str) -> list[SpecProblem]:
+    first_at: dict[str, int] = {}
+    problems = []
+    for index, name in enumerate(names):
+        if name in first_at:
+            problems.append(SpecProblem(f"{where}[{index}].name",
+                                        f"{what} {name!r} is declared twice (also at [{first_at[name]}])"))
+        first_at.setdefault(name, index)
     return problems
 
 

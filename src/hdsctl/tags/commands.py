@@ -160,44 +160,101 @@ def add_emulator_arguments(commands) -> None:
     parser.add_argument("--instances-per-second", type=positive_seconds, default=500.0,
                         help="reindex speed (instances per second, above 0)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--url-file", type=Path, help="write the service URL here once listening")
+    parser.add_argument("--events", action="store_true",
+                        help="with --engine orthanc: also start Azurite (the Azure Storage emulator) and "
+                             "deliver "
+                             "DicomImageCreated/Deleted events into the queues of the stack's subscriptions")
+    parser.add_argument("--stack", default="local", help="with --events: whose hdsctl:events to follow "
+                                                         "(default: local)")
+    parser.add_argument("--service", help="with --events: which DICOM service of the stack this is "
+                                          "(default: its first)")
+    parser.add_argument("--url-file", type=Path,
+                        help="write every local endpoint here as JSON once listening (dicomUrl; with --events "
+                             "queueUrl, blobUrl and storageConnectionString)")
     parser.set_defaults(handler=run_emulator)
 
 
 def run_emulator(args) -> int:
-    import signal
-    import threading
-
-    from hdsctl.emulator.server import Emulator
-    from hdsctl.emulator.store import Knobs
     from hdsctl.endpoints import is_loopback
 
     if not is_loopback(args.host):
         raise UsageError(f"the emulator has no authentication: bind it to loopback, not {args.host}")
+    if args.events and args.engine != "orthanc":
+        raise UsageError("--events needs --engine orthanc: events follow what is really stored and deleted")
+    routes, dead_letter_container = _event_routes(args) if args.events else (None, None)
     engine = None
     if args.engine == "orthanc":
         from hdsctl.emulator.orthanc import OrthancEngine
 
         engine = OrthancEngine(args.data)
+    storage = None
+    if routes is not None:
+        from hdsctl.emulator.azurite import Azurite
+
+        storage = Azurite().start()
+    try:
+        _serve(args, engine, storage, routes, dead_letter_container)
+    finally:
+        if storage is not None:
+            storage.stop()
+    return EXIT_OK
+
+
+def _serve(args, engine, storage, routes, dead_letter_container) -> None:
+    import signal
+    import threading
+
+    from hdsctl.emulator.server import Emulator
+    from hdsctl.emulator.store import Knobs
+
     try:
         emulator = Emulator(args.host, args.port, instances=args.instances, seed=args.seed, engine=engine,
                             knobs=Knobs(instances_per_second=args.instances_per_second))
     except OSError as err:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}; "
                          "pick another --port (0 takes a free one)") from None
+    endpoints = {"dicomUrl": emulator.url}
+    if storage is not None:
+        from hdsctl.emulator.events import EventPublisher
+
+        emulator.events = EventPublisher(storage.connection_string, routes, emulator.url.split("://", 1)[1],
+                                         dead_letter_container)
+        endpoints.update(queueUrl=storage.queue_url, blobUrl=storage.blob_url,
+                         storageConnectionString=storage.connection_string)
     stop = threading.Event()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):  # both stop the engine with the emulator
+    for signal_number in (signal.SIGINT, signal.SIGTERM):  # both stop the engines with the emulator
         signal.signal(signal_number, lambda *_: stop.set())
     emulator.start()
     try:
         what = ("Orthanc-backed DICOM service" if engine else
                 f"DICOM tag emulator ({args.instances} synthetic instances)")
         print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
+        if storage is not None:
+            queues = ", ".join(sorted({r.queue for r in routes})) or "none"
+            print(f"events: Azurite queues at {storage.queue_url} (queues: {queues})", flush=True)
         if args.url_file:
             from hdsctl.files import write_atomic
 
-            write_atomic(args.url_file, emulator.url + "\n")  # a reader polling for it never sees half
+            # Written whole, once everything listens: a reader polling for it never sees half.
+            write_atomic(args.url_file, json.dumps(endpoints, indent=2) + "\n")
         stop.wait()
     finally:
         emulator.stop()
-    return EXIT_OK
+
+
+def _event_routes(args):
+    """The stack's subscriptions this local service delivers to queues; notes on the others."""
+    from hdsctl.emulator.events import routes_of
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    names = [s.name for s in env.spec.dicom_services]
+    service = args.service or (names[0] if names else None)
+    if service not in names:
+        raise UsageError(f"stack {env.name} has no DICOM service {service!r} "
+                         f"(services: {', '.join(names) or 'none'})")
+    routes, notes = routes_of(env, service)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    events = env.spec.events
+    return routes, (events.dead_letter.container if events else "event-dead-letters")

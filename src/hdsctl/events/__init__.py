@@ -1,0 +1,1 @@
+"""Workspace events: reading what Event Grid delivered (events tail)."""
