@@ -13,7 +13,7 @@ from support.tokens import jwt
 
 from hdsctl import roles
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from hdsctl.spec.access import bindings_by_scope, scopes
+from hdsctl.spec.access import bindings_by_scope, event_bindings, event_grants, scopes
 from hdsctl.spec.load import load_environment
 
 SUB = "6a1e4f0b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -43,10 +43,21 @@ def arm(tmp_path, monkeypatch):
         yield state
 
 
-def seed_declared(state, env, skip=()):
-    """Every assignment the prod stack declares, as Azure would hold it after `pulumi up`."""
+TOPIC = f"{RG}/providers/Microsoft.EventGrid/systemTopics/stmaryprodhds-events"
+TOPIC_PRINCIPAL = "5e1f7a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b"
+
+
+def seed_declared(state, env, skip=(), topic=True):
+    """Every assignment the prod stack declares, as Azure would hold it after `pulumi up`: its
+    own bindings, and the workspace's event topic with the grants it delivers with."""
     by_name = {s.name: s for s in scopes(env, SUB)}
-    for scope_name, bindings in bindings_by_scope(env).items():
+    declared = bindings_by_scope(env)
+    if topic:
+        state.resources[TOPIC.lower()] = {"id": TOPIC, "identity": {"type": "SystemAssigned",
+                                                                    "principalId": TOPIC_PRINCIPAL}}
+        by_name.update({scope.name: scope for scope, _ in event_grants(env, SUB)})
+        declared.update(event_bindings(env, SUB, TOPIC_PRINCIPAL))
+    for scope_name, bindings in declared.items():
         for number, binding in enumerate(bindings):
             if (scope_name, binding.alias, binding.role.name) in skip:
                 continue
@@ -67,7 +78,7 @@ def test_clean_environment_exits_0(audit, arm, prod_env):
     seed_declared(arm, prod_env)
     code, out, err = audit()
     assert code == EXIT_OK, err
-    assert "clean" in out and "6 ok" in out
+    assert "clean" in out and "8 ok" in out  # 6 declared bindings + the event topic's 2 grants
     assert all(auth == f"Bearer {arm.token}" for _, _, _, auth in arm.requests)
 
 
@@ -86,7 +97,7 @@ def test_every_finding_category(audit, arm, prod_env):
     assert code == EXIT_FAILED
     report = json.loads(out)
     counts = report["counts"]
-    assert counts == {"ok": 4, "missing": 1, "undeclared": 3, "type-mismatch": 1, "privileged": 2,
+    assert counts == {"ok": 6, "missing": 1, "undeclared": 3, "type-mismatch": 1, "privileged": 2,
                       "inherited": 0}
     by = {(f["category"], f["scope"], f["role"]) for f in report["findings"]}
     assert ("missing", "clinical", "FHIR Data Writer") in by
@@ -103,6 +114,33 @@ def test_every_finding_category(audit, arm, prod_env):
     mismatch = next(f for f in report["findings"] if f["category"] == "type-mismatch")
     assert mismatch["declared_type"] == "Group" and mismatch["principal_type"] == "User"
     assert "hdsctl:principals.radiology-readers.type: User" in mismatch["fix"]
+
+
+def test_the_event_topics_grants_are_audited(audit, arm, prod_env):
+    seed_declared(arm, prod_env,
+                  skip={("events:dead-letters", "events-topic", "Storage Blob Data Contributor")})
+    queue = next(scope for scope, _ in event_grants(prod_env, SUB) if scope.name == "events:imaging-events")
+    arm.assign(queue.id, roles.role_by_name("Owner").guid, INCIDENT_USER, "User", SUB, "queue-owner")
+    code, out, _ = audit("--format", "json")
+    assert code == EXIT_FAILED
+    findings = json.loads(out)["findings"]
+    by = {(f["category"], f["scope"], f["role"], f["principal_id"]) for f in findings}
+    assert ("ok", "events:imaging-events", "Storage Queue Data Message Sender", TOPIC_PRINCIPAL) in by
+    assert ("missing", "events:dead-letters", "Storage Blob Data Contributor", TOPIC_PRINCIPAL) in by
+    assert ("undeclared", "events:imaging-events", "Owner", INCIDENT_USER) in by
+    missing = next(f for f in findings if f["category"] == "missing")
+    assert "declared at hdsctl:events of stacks/Pulumi.prod.yaml" in missing["fix"]
+
+
+def test_an_undeployed_event_topic_is_a_finding(audit, arm, prod_env):
+    seed_declared(arm, prod_env, topic=False)
+    code, out, _ = audit("--format", "json")
+    assert code == EXIT_FAILED
+    missing, = [f for f in json.loads(out)["findings"] if f["category"] == "missing"]
+    assert missing["scope_id"] == TOPIC and "pulumi up --stack prod" in missing["fix"]
+    for fmt in ("table", "markdown", "html"):
+        code, out, _ = audit("--format", fmt)
+        assert code == EXIT_FAILED and "Event Grid system topic identity" in out
 
 
 def test_inherited_assignments_only_when_asked(audit, arm, prod_env):
@@ -131,10 +169,11 @@ def test_one_atscope_list_per_scope_and_page(audit, arm, prod_env):
     code, out, _ = audit("--format", "json")
     assert code == EXIT_FAILED and json.loads(out)["counts"]["undeclared"] == 5
     lists = arm.list_requests()
-    # workspace: 0 own → 1 page; radiology: 4 declared + 5 extra = 9 → 5 pages; clinical: 2 → 1 page
-    assert sorted(lists) == sorted([WS + "/providers/Microsoft.Authorization/roleAssignments"]
-                                   + [DICOM + "/providers/Microsoft.Authorization/roleAssignments"] * 5
-                                   + [FHIR + "/providers/Microsoft.Authorization/roleAssignments"] * 1)
+    # workspace: 0 own → 1 page; radiology: 4 declared + 5 extra = 9 → 5 pages; clinical: 2 → 1 page;
+    # the event topic's queue and dead-letter container: 1 each → 1 page each
+    suffix = "/providers/Microsoft.Authorization/roleAssignments"
+    assert sorted(lists) == sorted([WS + suffix] + [DICOM + suffix] * 5 + [FHIR + suffix]
+                                   + [scope.id + suffix for scope, _ in event_grants(prod_env, SUB)])
     assert not any(path.rstrip("/").endswith(SUB + "/providers/Microsoft.Authorization/roleAssignments")
                    for path in lists)
 

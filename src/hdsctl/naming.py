@@ -64,6 +64,24 @@ def system_topic_name(workspace: str) -> str:
     return f"{workspace}-events"
 
 
+def system_topic_id(subscription_id: str, resource_group: str, workspace: str) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.EventGrid/systemTopics/{system_topic_name(workspace)}")
+
+
+def storage_account_id(subscription_id: str, resource_group: str, account: str) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.Storage/storageAccounts/{account}")
+
+
+def queue_id(account_id: str, queue: str) -> str:
+    return f"{account_id}/queueServices/default/queues/{queue}"
+
+
+def container_id(account_id: str, container: str) -> str:
+    return f"{account_id}/blobServices/default/containers/{container}"
+
+
 def host_of(url: str) -> str:
     return url.split("://", 1)[-1].split("/", 1)[0]
 

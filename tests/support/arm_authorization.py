@@ -23,6 +23,7 @@ class AuthorizationState:
     assignments: list[dict] = field(default_factory=list)
     definitions: dict[str, dict] = field(default_factory=dict)  # guid → {roleName, actions, notActions}
     names: dict[str, str] = field(default_factory=dict)  # object id → display name
+    resources: dict[str, dict] = field(default_factory=dict)  # resource id (lower case) → body
     page_size: int = 100
     throttle_next: int = 0
     denied_scopes: set[str] = field(default_factory=set)
@@ -71,6 +72,8 @@ def make_handler(state: AuthorizationState):
             path = parts.path
             if path.lower().endswith(LIST_SUFFIX):
                 return self._list(path[: -len(LIST_SUFFIX)], parse_qs(parts.query))
+            if path.lower() in state.resources:
+                return self.send_json(200, state.resources[path.lower()])
             if DEFINITION in path.lower():
                 guid = path.rsplit("/", 1)[-1].lower()
                 definition = state.definitions.get(guid)

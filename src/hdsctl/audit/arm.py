@@ -74,6 +74,26 @@ def read_assignments(client, scopes: list[Scope], workers: int = 8) -> dict[str,
         return dict(zip([s.name for s in scopes], pool.map(one, scopes), strict=True))
 
 
+SYSTEM_TOPIC_API = "2025-02-15"
+
+
+def system_topic_principal(client, topic_id: str) -> str | None:
+    """The object id of the system topic's identity; None when the topic or its identity does
+    not exist (not deployed yet, or made without an identity)."""
+    from azure.core.rest import HttpRequest
+
+    def read() -> dict:
+        url = client._client.format_url(f"{topic_id}?api-version={SYSTEM_TOPIC_API}")
+        response = client._client.send_request(HttpRequest("GET", url))
+        if response.status_code == 404:
+            return {}
+        response.raise_for_status()
+        return response.json()
+
+    topic = _guarded(read, topic_id)
+    return (topic.get("identity") or {}).get("principalId") or None
+
+
 def resolve_roles(client, role_definition_ids: set[str], workers: int = 8) -> dict[str, RoleInfo]:
     """Role definition id (lower case) → name and whether it is privileged.
 

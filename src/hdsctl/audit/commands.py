@@ -42,7 +42,14 @@ def add_arguments(commands) -> None:
 def run_roles(args) -> int:
     from hdsctl.audit import arm, compare, graph, report
     from hdsctl.files import check_outputs
-    from hdsctl.spec.access import bindings_by_scope, scopes
+    from hdsctl.spec.access import (
+        Scope,
+        bindings_by_scope,
+        event_bindings,
+        event_grants,
+        scopes,
+        system_topic_id,
+    )
     from hdsctl.spec.load import load_environment, stack_file_path
 
     env_path = stack_file_path(args.stack, args.stacks_dir)
@@ -53,15 +60,24 @@ def run_roles(args) -> int:
         raise AuditUsageError(f"no subscription for stack {env.name}: set hdsctl:subscriptionId in "
                               f"{env.source}, pass --subscription, or set ${SUBSCRIPTION_ENV}")
     audited = scopes(env, subscription)
+    declared = bindings_by_scope(env)
+    topic_id = system_topic_id(env, subscription)
     client = arm.authorization_client(subscription, args.arm_url or env.spec.arm_endpoint)
     try:
+        topic_principal = arm.system_topic_principal(client, topic_id) if topic_id else None
+        if topic_principal:  # the topic's grants are audited like any declared one
+            audited += [scope for scope, _ in event_grants(env, subscription)]
+            declared.update(event_bindings(env, subscription, topic_principal))
         actual = arm.read_assignments(client, audited)
         definitions = {a.role_definition_id for found in actual.values() for a in found}
         role_info = arm.resolve_roles(client, definitions)
     finally:
         client.close()
-    findings = compare.compare(env.name, audited, bindings_by_scope(env), actual, role_info,
+    findings = compare.compare(env.name, audited, declared, actual, role_info,
                                include_inherited=args.include_inherited)
+    if topic_id and not topic_principal:  # its own section in the report, after the scopes read
+        audited.append(Scope("events", "event topic", topic_id))
+        findings.append(compare.topic_missing(env.name, topic_id))
     names = None if args.no_names else graph.display_names(
         {f.principal_id.lower() for f in findings}, args.graph_url)
     for finding in findings:

@@ -89,9 +89,18 @@ def compare(
                     MISSING, scope.name, scope.id, binding.principal.object_id, binding.principal.type,
                     binding.role.name, binding.role.guid, alias=binding.alias,
                     declared_type=binding.principal.type,
-                    fix=f"declared at hdsctl:roleAssignments[{binding.index}] of {stack_file} but not in "
+                    fix=f"declared at {binding.where} of {stack_file} but not in "
                         f"Azure: run `pulumi up --stack {env_name}` (or find who removed it)"))
     return findings
+
+
+def topic_missing(env_name: str, topic_id: str) -> Finding:
+    """The spec subscribes to workspace events, but the topic (or its identity) is not there, so
+    none of its delivery grants can be checked."""
+    return Finding(MISSING, "events", topic_id, "", None, "Event Grid system topic identity", "",
+                   fix=f"the workspace's system topic {topic_id} or its system-assigned identity does not "
+                       f"exist: run `pulumi up --stack {env_name}` (its delivery grants are audited once it "
+                       "does)")
 
 
 def _privileged(scope_name: str, scope_id: str, common: dict) -> Finding:

@@ -24,14 +24,6 @@ SYSTEM_IDENTITY = "SystemAssigned"
 QUEUE_MESSAGE_TTL_FOREVER = -1
 
 
-def queue_id(account_id: str, queue: str) -> str:
-    return f"{account_id}/queueServices/default/queues/{queue}"
-
-
-def container_id(account_id: str, container: str) -> str:
-    return f"{account_id}/blobServices/default/containers/{container}"
-
-
 def subject_prefixes(env: Environment, subscription: EventSubscription) -> list[str]:
     """The subject of a health event starts with the service's host name: one prefix per service
     whose events this subscription delivers."""
@@ -128,7 +120,7 @@ class WorkspaceEvents(pulumi.ComponentResource):
                 made.append(queue)
                 scope = queue.id
             else:  # an existing account: its queue exists already
-                scope = queue_id(target.account_id, target.queue)
+                scope = naming.queue_id(target.account_id, target.queue)
             kind = roles.STORAGE_QUEUE
         elif destination.service_bus_queue_id is not None:
             scope, kind = destination.service_bus_queue_id, roles.SERVICE_BUS_QUEUE
@@ -151,7 +143,7 @@ class WorkspaceEvents(pulumi.ComponentResource):
             made.append(container)
             scope = container.id
         else:
-            scope = container_id(target.account_id, target.container)
+            scope = naming.container_id(target.account_id, target.container)
         made.append(grant(self, f"{label}-writer", scope, principal_id, "ServicePrincipal",
                           roles.sender_role(roles.BLOB_CONTAINER), self._placement.subscription_id,
                           "Event Grid writes undeliverable workspace events"))

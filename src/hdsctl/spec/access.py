@@ -15,6 +15,9 @@ from hdsctl.spec.references import WORKSPACE_SCOPE, scope_kinds
 # The alias of the identity that runs `pulumi up` (and with it the tag sync): its grants keep
 # the deployment itself working, so promotion never prunes them.
 DEPLOYER_ALIAS = "deployer"
+# The workspace's Event Grid topic: its identity's grants come from hdsctl:events, not from
+# hdsctl:roleAssignments, and its object id is known only once it is deployed.
+EVENTS_TOPIC_ALIAS = "events-topic"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class Binding:
     principal: Principal
     description: str | None = None
     index: int = 0  # position in hdsctl:roleAssignments
+    declared_at: str | None = None  # where the spec asks for it, when not hdsctl:roleAssignments
+
+    @property
+    def where(self) -> str:
+        return self.declared_at or f"hdsctl:roleAssignments[{self.index}]"
 
 
 def bindings_by_scope(env) -> dict[str, list[Binding]]:
@@ -58,3 +66,48 @@ def scopes(env, subscription_id: str) -> list[Scope]:
                     else naming.service_id(*place, ARM_CHILD_TYPE[kind], name))
         found.append(Scope(name, kind, scope_id))
     return found
+
+
+def system_topic_id(env, subscription_id: str) -> str | None:
+    """The workspace's Event Grid system topic, when the spec subscribes to its events."""
+    events = env.spec.events
+    if events is None or not events.subscriptions:
+        return None
+    return events.system_topic_id or naming.system_topic_id(
+        subscription_id, env.resource_group_name, env.workspace_name)
+
+
+def event_grants(env, subscription_id: str) -> list[tuple[Scope, roles.BuiltinRole]]:
+    """Where the topic's identity must be able to deliver, and the least role for each: the
+    destinations the subscriptions use, and the dead-letter container when one dead-letters."""
+    events = env.spec.events
+    if events is None or not events.subscriptions:
+        return []
+    own_account = naming.storage_account_id(subscription_id, env.resource_group_name,
+                                            env.events_storage_account_name)
+    used = {s.destination for s in events.subscriptions}
+    grants = []
+    for destination in events.destinations:
+        if destination.name not in used:
+            continue
+        if destination.storage_queue is not None:
+            queue = destination.storage_queue
+            scope_id, kind = naming.queue_id(queue.account_id or own_account, queue.queue), roles.STORAGE_QUEUE
+        elif destination.service_bus_queue_id is not None:
+            scope_id, kind = destination.service_bus_queue_id, roles.SERVICE_BUS_QUEUE
+        else:
+            scope_id, kind = destination.event_hub_id, roles.EVENT_HUB
+        grants.append((Scope(f"events:{destination.name}", kind, scope_id), roles.sender_role(kind)))
+    if any(s.dead_letter for s in events.subscriptions):
+        container = events.dead_letter
+        scope_id = naming.container_id(container.account_id or own_account, container.container)
+        grants.append((Scope("events:dead-letters", roles.BLOB_CONTAINER, scope_id),
+                       roles.sender_role(roles.BLOB_CONTAINER)))
+    return grants
+
+
+def event_bindings(env, subscription_id: str, topic_principal_id: str) -> dict[str, list[Binding]]:
+    """The topic's grants as bindings, once its identity's object id is known."""
+    principal = Principal(object_id=topic_principal_id, type="ServicePrincipal")
+    return {scope.name: [Binding(role, EVENTS_TOPIC_ALIAS, principal, declared_at="hdsctl:events")]
+            for scope, role in event_grants(env, subscription_id)}
