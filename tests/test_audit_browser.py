@@ -52,7 +52,8 @@ def test_html_report_reads_well_in_a_browser(browser, audit, arm, prod_env, tmp_
     assert "Findings need attention" in visible
     assert "Display names were not resolved" in visible
     sections = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
-    assert sections == ["workspace", "dicom radiology", "fhir clinical"]
+    assert sections == ["workspace", "dicom radiology", "fhir clinical", "storage-queue events:imaging-events",
+                        "blob-container events:dead-letters"]
     rows = browser.find_elements(By.CSS_SELECTOR, "section:first-of-type tbody tr")
     texts = [row.text for row in rows]
     assert any("privileged" in t and "Owner" in t and INCIDENT_USER in t and "az role assignment delete" in t
@@ -62,7 +63,7 @@ def test_html_report_reads_well_in_a_browser(browser, audit, arm, prod_env, tmp_
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     counts = {c.text.split("\n")[1]: c.text.split("\n")[0]
               for c in browser.find_elements(By.CLASS_NAME, "count")}
-    assert counts["missing"] == "1" and counts["privileged"] == "1" and counts["ok"] == "5"
+    assert counts["missing"] == "1" and counts["privileged"] == "1" and counts["ok"] == "7"  # 5 declared bindings + 2 event topic grants
     browser.save_screenshot(str(tmp_path / "audit.png"))
     import os
     if os.environ.get("HDSCTL_SCREENSHOT"):

@@ -129,18 +129,13 @@ def test_markdown_audit_report_escapes_directory_names(run_cli, tmp_path, monkey
     from support.arm_authorization import AuthorizationState, make_handler
     from support.https import HttpsServer
     from support.tokens import jwt
+    from test_audit import seed_declared
 
-    from hdsctl.spec.access import bindings_by_scope, scopes
     from hdsctl.spec.load import load_environment
 
     env = load_environment(STACKS / "Pulumi.prod.yaml")
     state = AuthorizationState()
-    subscription = env.spec.subscription_id
-    by_name = {s.name: s for s in scopes(env, subscription)}
-    for scope_name, bindings in bindings_by_scope(env).items():
-        for number, binding in enumerate(bindings):
-            state.assign(by_name[scope_name].id, binding.role.guid, binding.principal.object_id,
-                         binding.principal.type, subscription, f"{scope_name}-{number}")
+    seed_declared(state, env)
     readers = env.spec.principals["radiology-readers"].object_id
     state.names[readers] = "Readers | Admins\n<b>bold</b>"
     with HttpsServer(make_handler(state), tmp_path) as server:
