@@ -285,3 +285,15 @@ def test_tail_names_what_it_cannot_read(run_cli, tmp_path):
     code, _, err = run_cli("--stacks-dir", str(stacks), "events", "tail", "--stack", "local", "--subscription",
                            "second", "--queue-url", "http://queues.example/acct")
     assert code == EXIT_BAD_INPUT and "https" in err and "Traceback" not in err
+
+
+def test_a_queue_that_does_not_exist_is_a_clear_failure(local_events, run_cli, tmp_path):
+    _, storage = local_events
+    stacks = _stacks_copy(tmp_path)
+    _edit(stacks / "Pulumi.local.yaml", lambda c: c["hdsctl:events"]["destinations"][0]["storageQueue"].update(
+        queue="never-made"))
+    code, out, err = run_cli("--stacks-dir", str(stacks), "events", "tail", "--stack", "local", "--queue-url",
+                             storage.queue_url)
+    assert code == EXIT_FAILED and out == ""
+    assert "queue never-made at http://127.0.0.1:" in err and "does not exist (404)" in err
+    assert "Traceback" not in err

@@ -38,6 +38,7 @@ def run_tail(args) -> int:
         StorageTarget,
         account_url,
         read_dead_letters,
+        read_guarded,
         read_queue,
     )
     from hdsctl.naming import arm_name
@@ -67,8 +68,9 @@ def run_tail(args) -> int:
         container = events.dead_letter
         account = arm_name(container.account_id) if container.account_id else env.events_storage_account_name
         target = StorageTarget(account_url(account, "blob", args.blob_url), container.container)
-        read = read_dead_letters(target, subscription.name, limit=args.max, emit=emit)
-        where = f"dead-letter container {container.container}"
+        where = f"dead-letter container {container.container} at {target.account_url}"
+        read = read_guarded(lambda: read_dead_letters(target, subscription.name, limit=args.max, emit=emit),
+                            where, "Storage Blob Data Reader")
     else:
         destination = next(d for d in events.destinations if d.name == subscription.destination)
         if destination.storage_queue is None:
@@ -80,7 +82,10 @@ def run_tail(args) -> int:
         queue = destination.storage_queue
         account = arm_name(queue.account_id) if queue.account_id else env.events_storage_account_name
         target = StorageTarget(account_url(account, "queue", args.queue_url), queue.queue)
-        read = read_queue(target, consume=args.consume, limit=args.max, emit=emit)
-        where = f"queue {queue.queue}" + (" (consumed)" if args.consume else "")
-    print(f"{read} event(s) from {where} of subscription {subscription.name}", file=sys.stderr)
+        where = f"queue {queue.queue} at {target.account_url}"
+        needs = "Storage Queue Data Message Processor" if args.consume else "Storage Queue Data Reader"
+        read = read_guarded(lambda: read_queue(target, consume=args.consume, limit=args.max, emit=emit), where,
+                            needs)
+    how = "received and deleted" if args.consume and not args.dead_letters else "read"
+    print(f"{read} event(s) {how} from {where} (subscription {subscription.name})", file=sys.stderr)
     return EXIT_OK

@@ -14,13 +14,37 @@ from urllib.parse import urlsplit
 
 from hdsctl import naming
 from hdsctl.endpoints import is_loopback
-from hdsctl.errors import BadInput
+from hdsctl.errors import BadInput, HdsctlError
 
 PEEK_LIMIT = 32  # Storage queues show no more than this without receiving
 
 
 class EventsUsageError(BadInput):
     """The events commands were asked for something the stack does not have."""
+
+
+class EventsReadFailed(HdsctlError):
+    """Storage refused or did not answer; the message says which and what to check."""
+
+
+def read_guarded(read, what: str, needs: str) -> int:
+    """Run a read; Storage's errors become one clear message (no traceback)."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+    try:
+        return read()
+    except ClientAuthenticationError as err:
+        raise EventsReadFailed(f"{what}: access denied ({err.status_code}): the caller needs {needs} there"
+                               ) from None
+    except HttpResponseError as err:
+        if err.status_code == 403:
+            raise EventsReadFailed(f"{what}: access denied (403): the caller needs {needs} there") from None
+        if err.status_code == 404:
+            raise EventsReadFailed(f"{what} does not exist (404): is the stack deployed "
+                                   "(or, locally, the emulator started with --events)?") from None
+        raise EventsReadFailed(f"{what}: Storage answered {err.status_code}: {err.message}") from None
+    except ServiceRequestError as err:
+        raise EventsReadFailed(f"{what}: no answer: {str(err).splitlines()[0][:200]}") from None
 
 
 @dataclass
