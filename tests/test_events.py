@@ -297,3 +297,40 @@ def test_a_queue_that_does_not_exist_is_a_clear_failure(local_events, run_cli, t
     assert code == EXIT_FAILED and out == ""
     assert "queue never-made at http://127.0.0.1:" in err and "does not exist (404)" in err
     assert "Traceback" not in err
+
+
+def test_the_emulator_command_with_events_names_every_endpoint_and_stops_azurite(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit
+
+    from hdsctl.emulator.azurite import BUNDLED
+    from hdsctl.emulator.orthanc import EngineUnavailable, listening_addresses, orthanc_binary
+
+    if not BUNDLED.exists() or not shutil.which("node"):
+        pytest.skip("needs Azurite (scripts/bootstrap installs it with npm)")
+    try:
+        orthanc_binary()
+    except Exception as err:
+        pytest.skip(f"needs the local DICOM engine: {err}")
+    url_file = tmp_path / "endpoints.json"
+    process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(STACKS), "emulator",
+                                "--events", "--port", "0", "--url-file", str(url_file)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not url_file.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert url_file.exists(), process.stderr.read()
+        endpoints = json.loads(url_file.read_text())
+        assert set(endpoints) == {"dicomUrl", "queueUrl", "blobUrl", "storageConnectionString"}
+        ports = [urlsplit(endpoints[key]).port for key in ("dicomUrl", "queueUrl", "blobUrl")]
+        assert all(listening_addresses(port) for port in ports)
+        assert f"QueueEndpoint={endpoints['queueUrl']}" in endpoints["storageConnectionString"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert all(listening_addresses(port) == set() for port in ports)
