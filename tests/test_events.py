@@ -306,7 +306,7 @@ def test_the_emulator_command_with_events_names_every_endpoint_and_stops_azurite
     from urllib.parse import urlsplit
 
     from hdsctl.emulator.azurite import BUNDLED
-    from hdsctl.emulator.orthanc import EngineUnavailable, listening_addresses, orthanc_binary
+    from hdsctl.emulator.orthanc import listening_addresses, orthanc_binary
 
     if not BUNDLED.exists() or not shutil.which("node"):
         pytest.skip("needs Azurite (scripts/bootstrap installs it with npm)")
