@@ -78,7 +78,7 @@ def test_clean_environment_exits_0(audit, arm, prod_env):
     seed_declared(arm, prod_env)
     code, out, err = audit()
     assert code == EXIT_OK, err
-    assert "clean" in out and "8 ok" in out  # 6 declared bindings + the event topic's 2 grants
+    assert "clean" in out and "10 ok" in out  # 8 declared bindings + the event topic's 2 grants
     assert all(auth == f"Bearer {arm.token}" for _, _, _, auth in arm.requests)
 
 
@@ -97,7 +97,7 @@ def test_every_finding_category(audit, arm, prod_env):
     assert code == EXIT_FAILED
     report = json.loads(out)
     counts = report["counts"]
-    assert counts == {"ok": 6, "missing": 1, "undeclared": 3, "type-mismatch": 1, "privileged": 2,
+    assert counts == {"ok": 8, "missing": 1, "undeclared": 3, "type-mismatch": 1, "privileged": 2,
                       "inherited": 0}
     by = {(f["category"], f["scope"], f["role"]) for f in report["findings"]}
     assert ("missing", "clinical", "FHIR Data Writer") in by
@@ -106,7 +106,7 @@ def test_every_finding_category(audit, arm, prod_env):
     assert ("privileged", "workspace", "Owner") in by
     assert ("privileged", "clinical", "Imaging Break Glass") in by  # custom role, resolved by the API
     missing = next(f for f in report["findings"] if f["category"] == "missing")
-    assert "hdsctl:roleAssignments[5]" in missing["fix"] and "pulumi up --stack prod" in missing["fix"]
+    assert "hdsctl:roleAssignments[7]" in missing["fix"] and "pulumi up --stack prod" in missing["fix"]
     undeclared = next(f for f in report["findings"]
                       if f["category"] == "undeclared" and f["scope"] == "radiology")
     assert f"objectId: {INCIDENT_USER}, type: User" in undeclared["fix"]
@@ -169,10 +169,10 @@ def test_one_atscope_list_per_scope_and_page(audit, arm, prod_env):
     code, out, _ = audit("--format", "json")
     assert code == EXIT_FAILED and json.loads(out)["counts"]["undeclared"] == 5
     lists = arm.list_requests()
-    # workspace: 0 own → 1 page; radiology: 4 declared + 5 extra = 9 → 5 pages; clinical: 2 → 1 page;
+    # workspace: 0 own → 1 page; radiology: 5 declared + 5 extra = 10 → 5 pages; clinical: 3 → 2 pages;
     # the event topic's queue and dead-letter container: 1 each → 1 page each
     suffix = "/providers/Microsoft.Authorization/roleAssignments"
-    assert sorted(lists) == sorted([WS + suffix] + [DICOM + suffix] * 5 + [FHIR + suffix]
+    assert sorted(lists) == sorted([WS + suffix] + [DICOM + suffix] * 5 + [FHIR + suffix] * 2
                                    + [scope.id + suffix for scope, _ in event_grants(prod_env, SUB)])
     assert not any(path.rstrip("/").endswith(SUB + "/providers/Microsoft.Authorization/roleAssignments")
                    for path in lists)

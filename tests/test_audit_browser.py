@@ -63,8 +63,8 @@ def test_html_report_reads_well_in_a_browser(browser, audit, arm, prod_env, tmp_
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     counts = {c.text.split("\n")[1]: c.text.split("\n")[0]
               for c in browser.find_elements(By.CLASS_NAME, "count")}
-    # 5 declared bindings and the event topic's 2 grants are ok
-    assert counts["missing"] == "1" and counts["privileged"] == "1" and counts["ok"] == "7"
+    # 7 declared bindings and the event topic's 2 grants are ok
+    assert counts["missing"] == "1" and counts["privileged"] == "1" and counts["ok"] == "9"
     browser.save_screenshot(str(tmp_path / "audit.png"))
     import os
     if os.environ.get("HDSCTL_SCREENSHOT"):

@@ -13,6 +13,7 @@ from hdsctl.audit import commands as audit_commands
 from hdsctl.dicom import commands as dicom_commands
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
 from hdsctl.events import commands as events_commands
+from hdsctl.fhir import commands as fhir_commands
 from hdsctl.promotion import commands as promotion_commands
 from hdsctl.tags import commands as tag_commands
 
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     tag_commands.add_emulator_arguments(commands)
     dicom_commands.add_arguments(commands)
     events_commands.add_arguments(commands)
+    fhir_commands.add_arguments(commands)
     audit_commands.add_arguments(commands)
     promotion_commands.add_arguments(commands)
     return parser

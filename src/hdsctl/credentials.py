@@ -43,6 +43,7 @@ ARM = Audience("Azure Resource Manager", "HDSCTL_ARM_TOKEN",
                ("https://management.core.windows.net", "797f4846-ba00-4fd7-ba43-dac1f8f63013"))
 GRAPH = Audience("Microsoft Graph", "HDSCTL_GRAPH_TOKEN", ("00000003-0000-0000-c000-000000000000",))
 STORAGE = Audience("Azure Storage", "HDSCTL_STORAGE_TOKEN")
+FHIR = Audience("the FHIR service", "HDSCTL_FHIR_TOKEN")
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 
 

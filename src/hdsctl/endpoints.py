@@ -66,3 +66,29 @@ def check_dicom_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -
     raise EndpointRefused(f"{host} is not a DICOM service host of an Azure cloud ({clouds}) nor "
                           "loopback, so the DICOM token will not be sent there; if it really fronts "
                           "your DICOM service, list it under hdsctl:trustedHosts in the stack file")
+
+
+FHIR_SUFFIXES = (".fhir.azurehealthcareapis.com", ".fhir.azurehealthcareapis.us")
+
+
+def check_fhir_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -> str | None:
+    """The token scope for a FHIR service URL hdsctl may use (its audience is the service URL
+    itself), or None for plain http on loopback, where no token is sent."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+    except ValueError as err:
+        raise EndpointRefused(f"{url!r} is not a valid URL ({err})") from None
+    if parts.scheme not in {"http", "https"} or not host or parts.username or parts.password:
+        raise EndpointRefused(f"{url!r} is not an http(s) URL of a FHIR service (without user information)")
+    if parts.scheme == "http":
+        if is_loopback(host):
+            return None
+        raise EndpointRefused(f"refusing plain http to {host}: a token would travel unencrypted")
+    trusted = {h.lower() for h in trusted_hosts}
+    if not (host.lower().endswith(FHIR_SUFFIXES) or is_loopback(host) or host.lower() in trusted):
+        raise EndpointRefused(f"{host} is not a FHIR service host of an Azure cloud "
+                              f"({', '.join(FHIR_SUFFIXES)}) "
+                              "nor loopback; list it under hdsctl:trustedHosts if it fronts your FHIR service")
+    return f"{parts.scheme}://{parts.netloc}/.default"

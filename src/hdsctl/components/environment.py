@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from hdsctl import naming
 from hdsctl.components.dicom import DicomServiceComponent
 from hdsctl.components.fhir import FhirServiceComponent
 from hdsctl.components.private_link import WorkspacePrivateLink
@@ -76,7 +77,9 @@ class ImagingEnvironment(pulumi.ComponentResource):
         }
         self.fhir = {
             service.name: FhirServiceComponent(
-                service, placement=placement, url=env.fhir_url(service.name), tenant_id=tenant_id,
+                # The service's own URL: its token audience, whatever URL the data plane is reached by.
+                service, placement=placement, url=naming.fhir_url(env.workspace_name, service.name),
+                tenant_id=tenant_id,
                 bindings=bindings.get(service.name, []), after=after_events, opts=child,
             )
             for service in spec.fhir_services

@@ -61,12 +61,16 @@ def tag_value(vr: str, today: datetime.date):
 
 
 def synthetic_study(tags: list[TagDefinition] = (), *, instances_per_series: int = 2, frames: int = 3,
-                    size: int = 32, transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN) -> SyntheticStudy:
-    """Two series: `instances_per_series` CT images, then one multi-frame image."""
+                    size: int = 32, transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN,
+                    study_uid: str | None = None, patient_id: str | None = None) -> SyntheticStudy:
+    """Two series: `instances_per_series` CT images, then one multi-frame image. With `study_uid`,
+    two new series of an existing study (of `patient_id`)."""
     from pydicom.uid import generate_uid
 
     today = datetime.date.today()
-    study = SyntheticStudy(generate_uid(), f"HDSCTL-{generate_uid()[-12:]}", today.strftime("%Y%m%d"))
+    study = SyntheticStudy(study_uid or generate_uid(),
+                           f"HDSCTL-{generate_uid()[-12:]}" if patient_id is None else patient_id,
+                           today.strftime("%Y%m%d"))
     for index, tag in enumerate(tags):
         value = tag_value(tag.vr, today)
         study.tag_values[tag.path] = str(value) if tag.vr not in {"UI"} else f"{value}.{index}"

@@ -55,7 +55,8 @@ class Environment:
         return service.url or naming.dicom_url(self.workspace_name, service.name)
 
     def fhir_url(self, service_name: str) -> str:
-        return naming.fhir_url(self.workspace_name, service_name)
+        service = next((s for s in self.spec.fhir_services if s.name == service_name), None)
+        return (service and service.url) or naming.fhir_url(self.workspace_name, service_name)
 
     @property
     def resource_tags(self) -> dict[str, str]:

@@ -195,6 +195,15 @@ class DicomStorage(Model):
     file_system_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
 
 
+class FhirLink(Model):
+    """Where the linker writes this service's studies as ImagingStudy resources."""
+
+    fhir_service: str
+    # The Patient identifier system when a study carries no IssuerOfPatientID (0010,0021): the
+    # hospital's medical record number system, e.g. urn:oid:<its OID>.
+    patient_identifier_system: Annotated[str, Field(min_length=1, pattern=r"^\S+$")] | None = None
+
+
 class DicomService(Model):
     name: ServiceName = key()
     # Network exposure belongs to each environment: promotion never opens one to the internet.
@@ -210,6 +219,7 @@ class DicomService(Model):
     # Data-plane base URL; defaults to the service's Azure URL. The local stack points it at
     # the local emulator.
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = env()
+    fhir_link: FhirLink | None = promoted()
 
 
 class SmartApplication(Model):
@@ -270,6 +280,9 @@ class FhirService(Model):
     us_core_missing_data: bool | None = promoted()
     identity: Identity | None = env()
     customer_managed_key: CustomerManagedKey | None = env()
+    # Base URL; defaults to the service's Azure URL. The local stack points it at the local
+    # FHIR stand-in.
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = env()
 
 
 class Principal(Model):

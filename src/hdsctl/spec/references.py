@@ -22,7 +22,17 @@ def check_references(spec: EnvironmentSpec) -> list[SpecProblem]:
     problems += _dns_zones(spec)
     problems += _data_plane_urls(spec)
     problems += _events(spec)
+    problems += _fhir_links(spec)
     return problems
+
+
+def _fhir_links(spec: EnvironmentSpec) -> list[SpecProblem]:
+    names = [s.name for s in spec.fhir_services]
+    return [SpecProblem(f"hdsctl:dicomServices[{index}].fhirLink.fhirService",
+                        f"{service.fhir_link.fhir_service!r} is not a FHIR service of this environment "
+                        f"(FHIR services: {', '.join(names) or 'none'})")
+            for index, service in enumerate(spec.dicom_services)
+            if service.fhir_link and service.fhir_link.fhir_service not in names]
 
 
 def _events(spec: EnvironmentSpec) -> list[SpecProblem]:

@@ -164,6 +164,10 @@ def add_emulator_arguments(commands) -> None:
                         help="with --engine orthanc: also start Azurite (the Azure Storage emulator) and "
                              "deliver "
                              "DicomImageCreated/Deleted events into the queues of the stack's subscriptions")
+    parser.add_argument("--fhir", action="store_true",
+                        help="also start the local FHIR stand-in (the FHIR R4 rules the linker uses; fhirUrl "
+                             "in --url-file)")
+    parser.add_argument("--fhir-port", type=port, default=0, help="with --fhir: its port (default: a free one)")
     parser.add_argument("--stack", default="local", help="with --events: whose hdsctl:events to follow "
                                                          "(default: local)")
     parser.add_argument("--service", help="with --events: which DICOM service of the stack this is "
@@ -187,20 +191,30 @@ def run_emulator(args) -> int:
         from hdsctl.emulator.orthanc import OrthancEngine
 
         engine = OrthancEngine(args.data)
-    storage = None
-    if routes is not None:
-        from hdsctl.emulator.azurite import Azurite
-
-        storage = Azurite().start()
+    storage = fhir = None
     try:
-        _serve(args, engine, storage, routes, dead_letter_container)
+        if routes is not None:
+            from hdsctl.emulator.azurite import Azurite
+
+            storage = Azurite().start()
+        if args.fhir:
+            from hdsctl.emulator.fhir import FhirStandIn
+
+            try:
+                fhir = FhirStandIn(args.host, args.fhir_port).start()
+            except OSError as err:
+                raise UsageError(f"the FHIR stand-in cannot listen on {args.host}:{args.fhir_port}: "
+                                 f"{err.strerror}; "
+                                 "pick another --fhir-port (0 takes a free one)") from None
+        _serve(args, engine, storage, routes, dead_letter_container, fhir)
     finally:
-        if storage is not None:
-            storage.stop()
+        for started in (fhir, storage):
+            if started is not None:
+                started.stop()
     return EXIT_OK
 
 
-def _serve(args, engine, storage, routes, dead_letter_container) -> None:
+def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> None:
     import signal
     import threading
 
@@ -214,6 +228,8 @@ def _serve(args, engine, storage, routes, dead_letter_container) -> None:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}; "
                          "pick another --port (0 takes a free one)") from None
     endpoints = {"dicomUrl": emulator.url}
+    if fhir is not None:
+        endpoints["fhirUrl"] = fhir.url
     if storage is not None:
         from hdsctl.emulator.events import EventPublisher
 
@@ -229,6 +245,8 @@ def _serve(args, engine, storage, routes, dead_letter_container) -> None:
         what = ("Orthanc-backed DICOM service" if engine else
                 f"DICOM tag emulator ({args.instances} synthetic instances)")
         print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
+        if fhir is not None:
+            print(f"FHIR stand-in listening on {fhir.url}", flush=True)
         if storage is not None:
             queues = ", ".join(sorted({r.queue for r in routes})) or "none"
             print(f"events: Azurite queues at {storage.queue_url} (queues: {queues})", flush=True)

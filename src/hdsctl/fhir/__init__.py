@@ -1,0 +1,1 @@
+"""FHIR: the client and the ImagingStudy linker."""

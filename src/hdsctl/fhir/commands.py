@@ -1,0 +1,177 @@
+"""`hdsctl fhir link`: every stored study as an ImagingStudy in FHIR, kept in step."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from hdsctl.arguments import count, positive_seconds
+from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
+
+
+class LinkUsageError(BadInput):
+    pass
+
+
+def add_arguments(commands) -> None:
+    fhir = commands.add_parser("fhir", help="FHIR: link DICOM studies as ImagingStudy resources")
+    sub = fhir.add_subparsers(dest="fhir_command", metavar="ACTION", required=True)
+    link = sub.add_parser("link", help="write each study's ImagingStudy (one FHIR transaction per study)")
+    link.add_argument("--stack", required=True, help="environment, e.g. dev")
+    link.add_argument("--service", help="the DICOM service (needed when the stack has several)")
+    source = link.add_mutually_exclusive_group(required=True)
+    source.add_argument("--study", nargs="+", metavar="UID", help="these studies")
+    source.add_argument("--from-queue", action="store_true",
+                        help="the studies named by the events in the service's subscription queue")
+    link.add_argument("--follow", action="store_true", help="with --from-queue: keep reading until Ctrl-C")
+    link.add_argument("--subscription", help="with --from-queue: which subscription's queue")
+    link.add_argument("--max-tries", type=count, default=5,
+                      help="with --from-queue: a message failing this many times goes to <queue>-poison")
+    link.add_argument("--url", help="DICOM data-plane URL, overriding the stack's")
+    link.add_argument("--fhir-url", help="FHIR service URL, overriding the stack's")
+    link.add_argument("--queue-url", help="with --from-queue: the queue service's account URL")
+    link.add_argument("--timeout", type=positive_seconds, default=300,
+                      help="seconds one request may keep retrying (429, 5xx, dropped connections)")
+    link.add_argument("--dry-run", action="store_true", help="say what would be written; write nothing")
+    link.add_argument("--json", action="store_true", help="one JSON report on stdout")
+    link.set_defaults(handler=run_link)
+
+    studies = sub.add_parser("studies", help="the ImagingStudy resources in the FHIR service, one line each")
+    studies.add_argument("--stack", required=True, help="environment, e.g. dev")
+    studies.add_argument("--service", help="the DICOM service whose fhirLink names the FHIR service")
+    studies.add_argument("--fhir-url", help="FHIR service URL, overriding the stack's")
+    studies.add_argument("--json", action="store_true", help="the resources as a JSON list")
+    studies.set_defaults(handler=run_studies)
+
+
+def run_link(args) -> int:
+    from hdsctl.dicom.commands import client_for, service_of
+    from hdsctl.fhir.client import FhirClient
+    from hdsctl.fhir.link import Linker, line_of
+    from hdsctl.retry import Budget
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    service = service_of(env, args.service)
+    if service.fhir_link is None:
+        raise LinkUsageError(f"DICOM service {service.name} of stack {env.name} has no fhirLink: declare "
+                             "fhirLink: {fhirService: <name>} on it in the stack file")
+    if args.from_queue and args.dry_run:
+        raise LinkUsageError("--dry-run reads studies named with --study; a queue's events are consumed")
+    fhir_url = args.fhir_url or env.fhir_url(service.fhir_link.fhir_service)
+    fhir_client = FhirClient(fhir_url, trusted_hosts=tuple(env.spec.trusted_hosts), budget=Budget(args.timeout))
+    with client_for(env, service, args.url, args.timeout) as dicom, fhir_client as fhir:
+        linker = Linker(dicom, fhir, service.fhir_link.patient_identifier_system, dry_run=args.dry_run)
+        emit = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+        if args.from_queue:
+            report = _from_queue(args, env, service, linker, emit)
+        else:
+            results = []
+            for study in args.study:
+                result = linker.link(study)
+                results.append(result)
+                emit(line_of(result))
+            report = {"results": [r.to_json() for r in results], "failures": [], "poisoned": []}
+        report.update(stack=env.name, service=service.name, fhir=fhir_url, transactions=linker.transactions,
+                      fhirRequests=fhir.requests)
+    ok = not report["failures"] and not any(r["action"] == "skipped" for r in report["results"])
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        counts = {}
+        for result in report["results"]:
+            counts[result["action"]] = counts.get(result["action"], 0) + 1
+        summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing to link"
+        print(f"{summary}; {len(report['failures'])} failed, {len(report['poisoned'])} poisoned; "
+              f"{linker.transactions} FHIR transaction(s), {fhir.requests} FHIR request(s)", file=sys.stderr)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def run_studies(args) -> int:
+    from hdsctl.dicom.commands import service_of
+    from hdsctl.fhir.client import FhirClient
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    service = service_of(env, args.service)
+    if service.fhir_link is None and not args.fhir_url:
+        raise LinkUsageError(f"DICOM service {service.name} of stack {env.name} has no fhirLink; "
+                             "pass --fhir-url")
+    url = args.fhir_url or env.fhir_url(service.fhir_link.fhir_service)
+    with FhirClient(url, trusted_hosts=tuple(env.spec.trusted_hosts)) as fhir:
+        found = fhir.search("ImagingStudy")
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return EXIT_OK
+    for study in found:
+        identifiers = study.get("identifier") or []
+        uid = next((i["value"] for i in identifiers if i.get("system") == "urn:dicom:uid"), "?")
+        print(f"ImagingStudy/{study['id']}  {uid}  subject {study.get('subject', {}).get('reference')}  "
+              f"{study.get('numberOfSeries', 0)} series, {study.get('numberOfInstances', 0)} instances  "
+              f"modality {','.join(m.get('code', '') for m in study.get('modality') or [])}  "
+              f"version {study.get('meta', {}).get('versionId')}")
+    print(f"{len(found)} ImagingStudy resource(s) in {url}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _from_queue(args, env, service, linker, emit) -> dict:
+    import signal
+    import threading
+
+    from azure.storage.queue import QueueClient
+
+    from hdsctl import naming
+    from hdsctl.events.tail import StorageTarget, account_url, read_guarded
+    from hdsctl.fhir.from_queue import link_from_queue
+
+    target = _queue_of(env, service, args.subscription)
+    account, queue_name = target
+    url = account_url(account, "queue", args.queue_url)
+    credential = StorageTarget(url, queue_name).credential()
+    hosts = {naming.host_of(naming.dicom_url(env.workspace_name, service.name)),
+             naming.host_of(linker.dicom.base_url)}
+    stop = threading.Event()
+    if args.follow:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stop.set())
+    def consume():
+        with QueueClient(url, queue_name, credential=credential) as queue, \
+                QueueClient(url, f"{queue_name}-poison", credential=credential) as poison:
+            _ensure(poison)
+            return link_from_queue(linker, queue, poison, serves=lambda host: host in hosts,
+                                   max_tries=args.max_tries, follow=args.follow, emit=emit, stop=stop)
+
+    run = read_guarded(consume, f"queue {queue_name} at {url}", "Storage Queue Data Message Processor (and "
+                       "Storage Queue Data Contributor for the poison queue)")
+    return {"results": [r.to_json() for r in run.results], "failures": run.failures, "poisoned": run.poisoned,
+            "messagesDone": run.messages_done}
+
+
+def _queue_of(env, service, subscription_name: str | None) -> tuple[str, str]:
+    """(account name, queue) of the subscription delivering this service's DICOM events."""
+    from hdsctl import naming
+
+    events = env.spec.events
+    candidates = [s for s in (events.subscriptions if events else [])
+                  if any(t in naming.DICOM_EVENT_TYPES for t in s.event_types)
+                  and (not s.services or service.name in s.services)
+                  and (subscription_name is None or s.name == subscription_name)]
+    destinations = {d.name: d for d in (events.destinations if events else [])}
+    queued = [s for s in candidates if destinations[s.destination].storage_queue is not None]
+    if len(queued) != 1:
+        names = ", ".join(s.name for s in queued) or "none"
+        raise LinkUsageError(f"--from-queue needs one subscription delivering {service.name}'s DICOM events to "
+                             "a "
+                             f"Storage queue (found: {names}); name it with --subscription")
+    queue = destinations[queued[0].destination].storage_queue
+    account = naming.arm_name(queue.account_id) if queue.account_id else env.events_storage_account_name
+    return account, queue.queue
+
+
+def _ensure(queue) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        queue.create_queue()
+    except ResourceExistsError:
+        return  # made by an earlier run

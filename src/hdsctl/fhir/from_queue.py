@@ -1,0 +1,104 @@
+"""Link what the events in a Storage queue name: each message is deleted only after FHIR holds
+its study's current state; a message that fails N times, or is not a DICOM event of this
+service, goes to `<queue>-poison` with the reason.
+
+Events only say which study changed. The linker reads each study's current metadata, so the
+messages of one batch are grouped by study and each study is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hdsctl.dicom.errors import DicomApiError, ServiceUnreachable
+from hdsctl.events.tail import decode_message
+from hdsctl.fhir.client import FhirError, FhirUnreachable
+from hdsctl.fhir.link import LinkResult, line_of
+
+BATCH = 32
+RETRY_AFTER_SECONDS = 30  # with --follow: how long a failed message stays hidden before the next try
+
+
+@dataclass
+class QueueRun:
+    results: list[LinkResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    poisoned: list[str] = field(default_factory=list)
+    messages_done: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], bool], max_tries: int,
+                    follow: bool, emit: Callable[[str], None], stop: threading.Event | None = None,
+                    idle_seconds: float = 2.0) -> QueueRun:
+    """`queue` and `poison` are azure.storage.queue QueueClients; `serves(host)` says whether an
+    event's serviceHostName is the DICOM service being linked."""
+    run, tried = QueueRun(), set()
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        batch = list(queue.receive_messages(max_messages=BATCH, visibility_timeout=120))
+        fresh = [m for m in batch if m.id not in tried]
+        if not fresh:
+            for message in batch:  # seen already in this run: let the next run have them at once
+                queue.update_message(message, visibility_timeout=0)
+            if not follow:
+                return run
+            stop.wait(idle_seconds)
+            continue
+        by_study: dict[str, list] = {}
+        for message in fresh:
+            tried.add(message.id)
+            study, why = _study_of(message, serves)
+            if study is None:
+                _poison(queue, poison, message, why, run, emit)
+            elif message.dequeue_count > max_tries:
+                _poison(queue, poison, message, f"failed {message.dequeue_count - 1} times", run, emit)
+            else:
+                by_study.setdefault(study, []).append(message)
+        for study, messages in by_study.items():
+            try:
+                result = linker.link(study)
+            except (FhirError, FhirUnreachable, DicomApiError, ServiceUnreachable) as err:
+                run.failures.append(f"{study}: {err}")
+                emit(f"failed   {study}: {str(err).splitlines()[0]} "
+                     f"(its {len(messages)} message(s) stay queued)")
+                for message in messages:
+                    queue.update_message(message, visibility_timeout=RETRY_AFTER_SECONDS if follow else 0)
+                continue
+            run.results.append(result)
+            emit(line_of(result))
+            for message in messages:  # FHIR holds the study's state: now the events may go
+                queue.delete_message(message)
+                run.messages_done += 1
+    return run
+
+
+def _study_of(message, serves) -> tuple[str | None, str]:
+    body = decode_message(message.content)
+    if body is None:
+        return None, "not an event (neither base64 JSON nor JSON)"
+    kind = str(body.get("type") or body.get("eventType") or "")
+    data = body.get("data") or {}
+    if not kind.startswith("Microsoft.HealthcareApis.DicomImage") or not data.get("imageStudyInstanceUid"):
+        return None, f"not a DICOM image event ({kind or 'no type'})"
+    if not serves(data.get("serviceHostName")):
+        return None, f"an event of another DICOM service ({data.get('serviceHostName')})"
+    return str(data["imageStudyInstanceUid"]), ""
+
+
+def _poison(queue, poison, message, reason: str, run: QueueRun, emit) -> None:
+    content = message.content
+    content = content.decode(errors="replace") if isinstance(content, bytes) else content
+    poison.send_message(json.dumps({"reason": reason, "messageId": message.id,
+                                    "dequeueCount": message.dequeue_count, "content": content,
+                                    "poisonedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    queue.delete_message(message)
+    run.poisoned.append(f"{message.id}: {reason}")
+    emit(f"poison   message {message.id}: {reason}")

@@ -1,0 +1,310 @@
+"""`hdsctl fhir link`: every stored study in FHIR as an ImagingStudy, kept in step, against the
+local DICOM service (Orthanc), the local FHIR stand-in, and Azurite's queue for the events."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+from conftest import STACKS
+
+from hdsctl.dicom.client import DicomClient
+from hdsctl.dicom.synthetic import synthetic_study
+from hdsctl.emulator.fhir import FhirStandIn
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from hdsctl.fhir.client import FhirClient
+from hdsctl.fhir.link import CREATED, DELETED, UNCHANGED, UPDATED, Linker
+
+PATIENT_SYSTEM = "urn:oid:2.16.840.1.113883.19.5"
+
+
+@pytest.fixture
+def fhir():
+    with FhirStandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def linker(local_dicom, fhir):
+    with DicomClient(local_dicom.url) as dicom, FhirClient(fhir.url) as client:
+        yield Linker(dicom, client, PATIENT_SYSTEM)
+
+
+def store(url: str, study=None, **kwargs):
+    study = study or synthetic_study(instances_per_series=2, size=16, **kwargs)
+    with DicomClient(url) as client:
+        client.store([instance.data for instance in study.instances])
+    return study
+
+
+def more_series(study):
+    return synthetic_study(instances_per_series=1, size=16, study_uid=study.study_uid,
+                           patient_id=study.patient_id)
+
+
+def only_study(fhir) -> dict:
+    studies = fhir.resources("ImagingStudy")
+    assert len(studies) == 1, studies
+    return studies[0]
+
+
+def test_a_new_study_becomes_endpoint_patient_and_imaging_study(local_dicom, fhir, linker):
+    study = store(local_dicom.url)
+    result = linker.link(study.study_uid)
+    assert result.action == CREATED and linker.transactions == 1
+    imaging = only_study(fhir)
+    assert {"use": "official", "system": "urn:dicom:uid", "value": f"urn:oid:{study.study_uid}"} in \
+        imaging["identifier"]
+    assert imaging["status"] == "available"
+    assert imaging["numberOfInstances"] == len(study.instances)
+    series_uids = {i.series_uid for i in study.instances}
+    assert {s["uid"] for s in imaging["series"]} == series_uids
+    assert imaging["numberOfSeries"] == len(series_uids)
+    instances = {i["uid"]: i for s in imaging["series"] for i in s["instance"]}
+    assert set(instances) == {i.sop_uid for i in study.instances}
+    assert all(i["sopClass"]["system"] == "urn:ietf:rfc:3986"
+               and i["sopClass"]["code"].startswith("urn:oid:1.2.840") for i in instances.values())
+    endpoint, = fhir.resources("Endpoint")
+    assert endpoint["address"] == f"{local_dicom.url}/v2"
+    assert endpoint["connectionType"]["code"] == "dicom-wado-rs"
+    assert imaging["endpoint"] == [{"reference": f"Endpoint/{endpoint['id']}"}]
+    patient, = fhir.resources("Patient")
+    assert patient["identifier"] == [{"system": PATIENT_SYSTEM, "value": study.patient_id}]
+    assert imaging["subject"]["reference"] == f"Patient/{patient['id']}"
+
+
+def test_a_study_that_gains_a_series_is_updated(local_dicom, fhir, linker):
+    study = store(local_dicom.url)
+    linker.link(study.study_uid)
+    more = more_series(study)
+    store(local_dicom.url, more)
+    result = linker.link(study.study_uid)
+    imaging = only_study(fhir)
+    assert result.action == UPDATED and imaging["meta"]["versionId"] == "2"
+    assert imaging["numberOfInstances"] == len(study.instances) + len(more.instances)
+    assert {s["uid"] for s in imaging["series"]} >= {i.series_uid for i in more.instances}
+
+
+def test_a_deleted_instance_leaves_the_study_and_a_deleted_study_leaves_fhir(local_dicom, fhir, linker):
+    study = store(local_dicom.url)
+    linker.link(study.study_uid)
+    gone = study.instances[0]
+    with DicomClient(local_dicom.url) as client:
+        client.delete(study.study_uid, gone.series_uid, gone.sop_uid)
+    assert linker.link(study.study_uid).action == UPDATED
+    imaging = only_study(fhir)
+    assert gone.sop_uid not in {i["uid"] for s in imaging["series"] for i in s["instance"]}
+    assert imaging["numberOfInstances"] == len(study.instances) - 1
+    with DicomClient(local_dicom.url) as client:
+        client.delete(study.study_uid)
+    assert linker.link(study.study_uid).action == DELETED
+    assert fhir.resources("ImagingStudy") == []
+
+
+def test_linking_twice_changes_nothing_and_writes_nothing(local_dicom, fhir, linker):
+    study = store(local_dicom.url)
+    linker.link(study.study_uid)
+    before = (only_study(fhir), linker.transactions, linker.fhir.requests)
+    assert linker.link(study.study_uid).action == UNCHANGED
+    assert only_study(fhir) == before[0] and linker.transactions == before[1]
+    assert linker.fhir.requests == before[2] + 1  # one search, no transaction
+
+
+def test_a_patient_already_in_fhir_is_reused(local_dicom, fhir, linker):
+    study = synthetic_study(instances_per_series=1, size=16)
+    with FhirClient(fhir.url) as client:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {"resourceType": "Patient", "identifier": [{"system": PATIENT_SYSTEM,
+                                                                    "value": study.patient_id}],
+                         "name": [{"family": "Registered", "given": ["Already"]}]},
+            "request": {"method": "POST", "url": "Patient"}}]})
+    existing, = fhir.resources("Patient")
+    store(local_dicom.url, study)
+    linker.link(study.study_uid)
+    assert fhir.resources("Patient") == [existing]  # not created again, not overwritten
+    assert only_study(fhir)["subject"]["reference"] == f"Patient/{existing['id']}"
+
+
+def test_a_concurrent_update_is_read_again_and_retried(local_dicom, fhir, linker, monkeypatch):
+    study = store(local_dicom.url)
+    linker.link(study.study_uid)
+    more = more_series(study)
+    store(local_dicom.url, more)
+    original = FhirClient.transaction
+    interfered = []
+
+    def another_writer_first(self, bundle):
+        if not interfered:  # someone else updates the ImagingStudy between our read and our write
+            interfered.append(True)
+            current = only_study(fhir)
+            original(self, {"resourceType": "Bundle", "type": "transaction", "entry": [{
+                "resource": {**current, "description": "edited by someone else"},
+                "request": {"method": "PUT", "url": f"ImagingStudy/{current['id']}"}}]})
+        return original(self, bundle)
+
+    monkeypatch.setattr(FhirClient, "transaction", another_writer_first)
+    assert linker.link(study.study_uid).action == UPDATED
+    imaging = only_study(fhir)
+    assert imaging["meta"]["versionId"] == "3"  # theirs (2), then ours on top of it (3)
+    assert imaging["numberOfInstances"] == len(study.instances) + len(more.instances)
+    assert 412 in fhir.statuses
+
+
+def test_two_dicom_services_link_into_one_fhir_service_with_an_endpoint_each(local_dicom, fhir, linker):
+    from hdsctl.emulator.orthanc import OrthancEngine
+    from hdsctl.emulator.server import Emulator
+
+    first = store(local_dicom.url)
+    linker.link(first.study_uid)
+    with Emulator(engine=OrthancEngine()) as other, DicomClient(other.url) as dicom, \
+            FhirClient(fhir.url) as client:
+        second = store(other.url)
+        Linker(dicom, client, PATIENT_SYSTEM).link(second.study_uid)
+        addresses = sorted(e["address"] for e in fhir.resources("Endpoint"))
+        assert addresses == sorted([f"{local_dicom.url}/v2", f"{other.url}/v2"])
+    by_endpoint = {s["endpoint"][0]["reference"] for s in fhir.resources("ImagingStudy")}
+    assert len(by_endpoint) == 2
+
+
+def test_a_study_without_patient_id_is_skipped_with_the_reason(local_dicom, fhir, linker):
+    study = store(local_dicom.url, patient_id="")
+    result = linker.link(study.study_uid)
+    assert result.action == "skipped" and "PatientID" in result.detail
+    assert fhir.resources("ImagingStudy") == []
+
+
+def test_a_403_names_the_role(local_dicom, fhir, linker):
+    from hdsctl.fhir.client import FhirAccessDenied
+
+    study = store(local_dicom.url)
+    fhir.fail_next(403)
+    with pytest.raises(FhirAccessDenied, match="FHIR Data Contributor"):
+        linker.link(study.study_uid)
+
+
+# -- from the queue of events -------------------------------------------------------------
+
+def _drain(storage):
+    from azure.storage.queue import QueueClient
+
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue:
+        queue.clear_messages()
+
+
+def _queued(storage) -> int:
+    from azure.storage.queue import QueueClient
+
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue:
+        return queue.get_queue_properties().approximate_message_count
+
+
+def _wait_for_events(storage, at_least: int):
+    deadline = time.monotonic() + 20
+    while _queued(storage) < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _link_queue(run_cli, emulator, storage, fhir, *extra):
+    return run_cli("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--from-queue",
+                   "--url", emulator.url, "--fhir-url", fhir.url, "--queue-url", storage.queue_url, *extra)
+
+
+def test_events_link_their_studies_once_and_leave_the_queue_empty(local_events, fhir, run_cli):
+    emulator, storage = local_events
+    _drain(storage)
+    studies = [store(emulator.url) for _ in range(2)]
+    events = sum(len(s.instances) for s in studies)
+    _wait_for_events(storage, events)
+    code, out, err = _link_queue(run_cli, emulator, storage, fhir, "--json")
+    assert code == EXIT_OK, err
+    report = json.loads(out)
+    assert sorted(r["study"] for r in report["results"]) == sorted(s.study_uid for s in studies)
+    assert report["transactions"] == 2  # one per study, however many events named it
+    assert report["messagesDone"] == events and _queued(storage) == 0
+    assert len(fhir.resources("ImagingStudy")) == 2
+
+
+def test_events_out_of_order_and_twice_end_in_the_current_state(local_events, fhir, run_cli):
+    from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
+
+    emulator, storage = local_events
+    _drain(storage)
+    study = store(emulator.url)
+    _wait_for_events(storage, len(study.instances))
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue:
+        created = [m.content for m in queue.receive_messages(max_messages=32)]
+        queue.clear_messages()
+    gone = study.instances[0]
+    with DicomClient(emulator.url) as client:
+        client.delete(study.study_uid, gone.series_uid, gone.sop_uid)
+    _wait_for_events(storage, 1)
+    # The deletion's event first, then every creation twice: what FHIR ends with is the study as it is.
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events",
+                                            message_encode_policy=BinaryBase64EncodePolicy()) as queue:
+        for content in created + created:
+            queue.send_message(base64.b64decode(content))
+    code, out, err = _link_queue(run_cli, emulator, storage, fhir, "--json")
+    assert code == EXIT_OK, err
+    assert json.loads(out)["transactions"] == 1
+    imaging = only_study(fhir)
+    assert gone.sop_uid not in {i["uid"] for s in imaging["series"] for i in s["instance"]}
+    assert imaging["numberOfInstances"] == len(study.instances) - 1
+    assert _queued(storage) == 0
+
+
+def test_a_fhir_5xx_leaves_the_messages_on_the_queue(local_events, fhir, run_cli):
+    emulator, storage = local_events
+    _drain(storage)
+    study = store(emulator.url)
+    _wait_for_events(storage, len(study.instances))
+    fhir.fail_next(503, 1000)
+    code, out, err = _link_queue(run_cli, emulator, storage, fhir, "--timeout", "1")
+    assert code == EXIT_FAILED and "stay queued" in out
+    assert _queued(storage) == len(study.instances) and fhir.resources("ImagingStudy") == []
+    fhir._failures.clear()
+    code, _, err = _link_queue(run_cli, emulator, storage, fhir)
+    assert code == EXIT_OK, err
+    assert _queued(storage) == 0 and len(fhir.resources("ImagingStudy")) == 1
+
+
+def test_what_is_not_an_event_of_this_service_goes_to_the_poison_queue(local_events, fhir, run_cli):
+    from azure.storage.queue import QueueClient
+
+    emulator, storage = local_events
+    _drain(storage)
+    other = {"type": "Microsoft.HealthcareApis.DicomImageCreated",
+             "data": {"imageStudyInstanceUid": "1.2.3",
+                      "serviceHostName": "elsewhere.dicom.azurehealthcareapis.com"}}
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue:
+        queue.send_message("not json at all")
+        queue.send_message(base64.b64encode(json.dumps(other).encode()).decode())
+    code, out, err = _link_queue(run_cli, emulator, storage, fhir, "--json")
+    assert code == EXIT_OK, err
+    poisoned = json.loads(out)["poisoned"]
+    assert len(poisoned) == 2 and any("another DICOM service" in p for p in poisoned)
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events-poison") as poison:
+        reasons = [json.loads(m.content)["reason"] for m in poison.receive_messages(max_messages=32)]
+        poison.clear_messages()
+    assert any("not an event" in r for r in reasons) and _queued(storage) == 0
+
+
+def test_link_by_study_from_the_cli(local_dicom, fhir, run_cli):
+    study = store(local_dicom.url)
+    args = ("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--url", local_dicom.url,
+            "--fhir-url", fhir.url, "--study", study.study_uid)
+    code, out, err = run_cli(*args, "--dry-run")
+    assert code == EXIT_OK and "created" in out and fhir.resources("ImagingStudy") == []
+    code, out, err = run_cli(*args)
+    assert code == EXIT_OK and out.startswith("created") and "1 FHIR transaction(s)" in err
+    code, out, err = run_cli(*args)
+    assert code == EXIT_OK and out.startswith("unchanged")
+
+
+def test_a_service_without_fhir_link_is_bad_input(run_cli, write_stack, dev_document):
+    dev_document["config"]["hdsctl:dicomServices"][0].pop("fhirLink")
+    path = write_stack("dev", dev_document)
+    code, _, err = run_cli("--stacks-dir", str(path.parent), "fhir", "link", "--stack", "dev", "--study",
+                           "1.2.3")
+    assert code == EXIT_BAD_INPUT and "has no fhirLink" in err
