@@ -308,3 +308,29 @@ def test_a_service_without_fhir_link_is_bad_input(run_cli, write_stack, dev_docu
     code, _, err = run_cli("--stacks-dir", str(path.parent), "fhir", "link", "--stack", "dev", "--study",
                            "1.2.3")
     assert code == EXIT_BAD_INPUT and "has no fhirLink" in err
+
+
+def test_since_links_the_studies_the_change_feed_names(local_dicom, fhir, run_cli):
+    import datetime
+
+    since = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)).isoformat()
+    studies = [store(local_dicom.url) for _ in range(2)]
+    with DicomClient(local_dicom.url) as client:
+        client.delete(studies[1].study_uid)
+        feed = list(client.change_feed(since, page_limit=2))  # paged by 2, read to the end
+    assert [e["Sequence"] for e in feed] == sorted(e["Sequence"] for e in feed)
+    assert {e["StudyInstanceUid"] for e in feed} >= {s.study_uid for s in studies}
+    assert {e["Action"] for e in feed} == {"Create", "Delete"}
+    code, out, err = run_cli("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--url",
+                             local_dicom.url, "--fhir-url", fhir.url, "--since", since, "--json")
+    assert code == EXIT_OK, err
+    actions = {r["study"]: r["action"] for r in json.loads(out)["results"]}
+    assert actions[studies[0].study_uid] == CREATED and actions[studies[1].study_uid] == "absent"
+    assert [s["identifier"][0]["value"] for s in fhir.resources("ImagingStudy")
+            if s["identifier"][0]["value"].endswith(studies[0].study_uid)]
+
+
+def test_since_refuses_what_is_not_a_time(run_cli, capsys):
+    with pytest.raises(SystemExit) as ended:
+        run_cli("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--since", "yesterday")
+    assert ended.value.code == EXIT_BAD_INPUT and "ISO 8601" in capsys.readouterr().err

@@ -41,6 +41,7 @@ from hdsctl.retry import Budget, BudgetRetryPolicy
 
 API_VERSIONS = ("v1", "v2")
 PAGE_LIMIT = 200
+CHANGE_FEED_LIMIT = 200  # the v2 change feed's largest page
 
 
 class RequestCounter(SansIOHTTPPolicy):
@@ -218,6 +219,23 @@ class DicomClient:
             raise errors.DicomApiError(200, f"expected one instance, got {len(parts)} parts", method="GET",
                                        url=self._url(path))
         return parts[0][1]
+
+    def change_feed(self, start_time: str, *, page_limit: int = CHANGE_FEED_LIMIT) -> Iterator[dict[str, Any]]:
+        """Every change from `start_time` on (v2: pages of up to 200 by offset, until a short page).
+        Sequence numbers may have gaps; that is normal."""
+        import datetime
+
+        moment = datetime.datetime.fromisoformat(start_time.replace("Z", "+00:00"))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+        start_time = moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        offset = 0
+        while True:
+            page = self._send("GET", "/changefeed", params={
+                "startTime": start_time, "offset": offset, "limit": page_limit}).json() or []
+            yield from page
+            if len(page) < page_limit:
+                return
+            offset += len(page)
 
     def retrieve_metadata(self, study: str, series: str | None = None,
                           instance: str | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ Every stored instance is indexed here as well, so a reindex walks what is really
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import threading
@@ -60,6 +61,7 @@ class DicomWebFront:
         self.engine = engine
         self.store = store
         self.events = events  # hdsctl.emulator.events.EventPublisher, when events are on
+        self.changes: list[dict] = []  # the change feed, in sequence order
         self.expiry: dict[str, float] = {}  # study UID → time.monotonic() when it is deleted
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
@@ -86,6 +88,8 @@ class DicomWebFront:
             return self.stow(method, base, rest[1] if len(rest) == 2 else None, headers, body)
         if method == "DELETE" and rest[0] == "studies" and len(rest) in (2, 4, 6):
             return self.delete(rest)
+        if method == "GET" and rest[0] == "changefeed":
+            return self.change_feed(rest, pairs)
         if method == "GET" and _is_qido(rest):
             return self.qido(rest, pairs)
         if method == "GET" and rest[0] == "studies":
@@ -135,9 +139,9 @@ class DicomWebFront:
                            f"/instances/{sop}")
                     referenced.append(_item(sop_class, sop, **{"00081190": ("UR", url)}))
                     self._schedule(str(dataset.StudyInstanceUID), expiry_ms)
-                    changes.append(_change(CREATED, instance))
+                    changes.append(instance)
         finally:
-            self._announce(changes)
+            self._announce(CREATED, changes)
             with self._lock:
                 self._in_flight -= {str(dataset.SOPInstanceUID) for _, dataset in accepted}
         answer: dict = {}
@@ -228,14 +232,58 @@ class DicomWebFront:
             if match.get("Type") == level:
                 self.engine.request("DELETE", f"{match['Path']}")
         self.store.remove_instances(lambda i: not inside(i))
-        self._announce([_change(DELETED, i) for i in gone])
+        self._announce(DELETED, gone)
         return True
 
     # -- events --------------------------------------------------------------------------
 
-    def _announce(self, changes: list) -> None:
-        if self.events is not None and changes:
+    def _announce(self, event_type: str, instances: list[Instance]) -> None:
+        """Record the changes in the change feed and, when events are on, publish them."""
+        if not instances:
+            return
+        now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        action = "Create" if event_type == CREATED else "Delete"
+        with self._lock:
+            if action == "Delete":  # earlier entries of these instances now describe deleted ones
+                gone = {i.sop_uid for i in instances}
+                for entry in self.changes:
+                    if entry["SopInstanceUid"] in gone:
+                        entry["State"] = "Deleted"
+            changes = []
+            for instance in instances:
+                sequence = len(self.changes) + 1
+                self.changes.append({
+                    "Sequence": sequence, "StudyInstanceUid": instance.study_uid,
+                    "SeriesInstanceUid": instance.series_uid, "SopInstanceUid": instance.sop_uid,
+                    "Action": action, "Timestamp": now,
+                    "State": "Current" if action == "Create" else "Deleted"})
+                changes.append(Change(event_type, instance.study_uid, instance.series_uid, instance.sop_uid,
+                                      sequence))
+        if self.events is not None:
             self.events.publish(changes)
+
+    # -- change feed (v2) ----------------------------------------------------------------
+
+    def change_feed(self, rest: list[str], pairs: list[tuple[str, str]]):
+        query = {k.lower(): v for k, v in pairs}
+        with self._lock:
+            entries = list(self.changes)
+        if rest[1:] == ["latest"]:
+            latest = entries[-1] if entries else {}
+            return 200, {"Content-Type": "application/json"}, json.dumps(latest).encode()
+        if len(rest) != 1:
+            raise ApiError(404, f"/{'/'.join(rest)} is not served.")
+        try:
+            limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
+            start = _instant(query.get("starttime"))
+            end = _instant(query.get("endtime"))
+        except ValueError as err:
+            raise ApiError(400, f"invalid change feed query: {err}") from None
+        if not 1 <= limit <= 200 or offset < 0:
+            raise ApiError(400, "limit must be 1 to 200 and offset 0 or more")
+        window = [e for e in entries if (start is None or _instant(e["Timestamp"]) >= start)
+                  and (end is None or _instant(e["Timestamp"]) < end)]
+        return 200, {"Content-Type": "application/json"}, json.dumps(window[offset:offset + limit]).encode()
 
     # -- QIDO ----------------------------------------------------------------------------
 
@@ -283,8 +331,11 @@ class DicomWebFront:
         return status, kept, payload
 
 
-def _change(event_type: str, instance: Instance) -> Change:
-    return Change(event_type, instance.study_uid, instance.series_uid, instance.sop_uid)
+def _instant(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def _is_qido(rest: list[str]) -> bool:

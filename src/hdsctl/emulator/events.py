@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import itertools
 import json
 import logging
 import queue
@@ -45,6 +44,7 @@ class Change:
     study: str
     series: str
     instance: str
+    sequence: int  # the change feed's sequence number, which the event carries too
     partition: str = DEFAULT_PARTITION
 
 
@@ -106,15 +106,14 @@ class EventPublisher:
             for create in creators:
                 with contextlib.suppress(ResourceExistsError):  # made by an earlier run: kept as it is
                     create()
-        self._sequence = itertools.count(1)
         self._pending: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._deliver, daemon=True)
         self._worker.start()
 
     def publish(self, changes: list[Change]) -> None:
         now = datetime.datetime.now(datetime.UTC)
-        for change in changes:  # numbered in the order the service made them, like its change feed
-            self._pending.put((change, next(self._sequence), now))
+        for change in changes:
+            self._pending.put((change, change.sequence, now))
 
     def _deliver(self) -> None:
         while (item := self._pending.get()) is not None:

@@ -310,7 +310,8 @@ def _handler(emulator: Emulator):
                 base = f"{scheme}://{self.headers.get('Host')}/{version}"
                 if emulator.front is not None and rest[:1] == ["partitions"]:
                     rest = default_partition(rest)
-                if emulator.front is not None and rest and rest[0] in {"studies", "series", "instances"}:
+                if emulator.front is not None and rest and rest[0] in {"studies", "series", "instances",
+                                                                       "changefeed"}:
                     raw = self.rfile.read(self._length(MAX_STOW_BYTES)) if method in {"POST", "PUT"} else b""
                     answer = emulator.front.handle(method, base, rest, pairs, self.headers, raw)
                     return self._answer_raw(*answer)

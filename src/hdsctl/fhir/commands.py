@@ -21,6 +21,9 @@ def add_arguments(commands) -> None:
     link.add_argument("--service", help="the DICOM service (needed when the stack has several)")
     source = link.add_mutually_exclusive_group(required=True)
     source.add_argument("--study", nargs="+", metavar="UID", help="these studies")
+    source.add_argument("--since", type=since_time, metavar="TIME",
+                        help="the studies the DICOM change feed names from TIME on (ISO 8601, e.g. "
+                             "2026-11-01T00:00:00Z, or a duration back from now: 90m, 24h, 7d)")
     source.add_argument("--from-queue", action="store_true",
                         help="the studies named by the events in the service's subscription queue")
     link.add_argument("--follow", action="store_true", help="with --from-queue: keep reading until Ctrl-C")
@@ -66,8 +69,9 @@ def run_link(args) -> int:
         if args.from_queue:
             report = _from_queue(args, env, service, linker, emit)
         else:
+            studies = args.study if args.study else _changed_studies(dicom, args.since, emit)
             results = []
-            for study in args.study:
+            for study in studies:
                 result = linker.link(study)
                 results.append(result)
                 emit(line_of(result))
@@ -85,6 +89,40 @@ def run_link(args) -> int:
         print(f"{summary}; {len(report['failures'])} failed, {len(report['poisoned'])} poisoned; "
               f"{linker.transactions} FHIR transaction(s), {fhir.requests} FHIR request(s)", file=sys.stderr)
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def since_time(text: str) -> str:
+    """ISO 8601 (UTC when no zone is given), or a duration back from now (90m, 24h, 7d)."""
+    import argparse
+    import datetime
+    import re
+
+    now = datetime.datetime.now(datetime.UTC)
+    match = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        moment = now - datetime.timedelta(**{unit: int(match.group(1))})
+    else:
+        try:
+            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give an ISO 8601 time (2026-11-01T00:00:00Z) or a "
+                                             "duration (90m, 24h, 7d)") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    if moment > now:
+        raise argparse.ArgumentTypeError(f"{text!r} is in the future")
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _changed_studies(dicom, since: str, emit) -> list[str]:
+    """Studies in the change feed from `since` on, each once, in the order they first changed."""
+    studies: dict[str, None] = {}
+    changes = 0
+    for entry in dicom.change_feed(since):
+        changes += 1
+        studies.setdefault(entry["StudyInstanceUid"], None)
+    emit(f"change feed since {since}: {changes} change(s) in {len(studies)} stud(y/ies)")
+    return list(studies)
 
 
 def run_studies(args) -> int:
