@@ -299,7 +299,7 @@ def test_a_queue_that_does_not_exist_is_a_clear_failure(local_events, run_cli, t
     assert "Traceback" not in err
 
 
-def test_the_emulator_command_with_events_names_every_endpoint_and_stops_azurite(tmp_path):
+def test_the_emulator_command_with_events_and_fhir_names_every_endpoint_and_stops_them(tmp_path):
     import signal
     import subprocess
     import sys
@@ -316,7 +316,7 @@ def test_the_emulator_command_with_events_names_every_endpoint_and_stops_azurite
         pytest.skip(f"needs the local DICOM engine: {err}")
     url_file = tmp_path / "endpoints.json"
     process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(STACKS), "emulator",
-                                "--events", "--port", "0", "--url-file", str(url_file)],
+                                "--events", "--fhir", "--port", "0", "--url-file", str(url_file)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -324,8 +324,8 @@ def test_the_emulator_command_with_events_names_every_endpoint_and_stops_azurite
             time.sleep(0.1)
         assert url_file.exists(), process.stderr.read()
         endpoints = json.loads(url_file.read_text())
-        assert set(endpoints) == {"dicomUrl", "queueUrl", "blobUrl", "storageConnectionString"}
-        ports = [urlsplit(endpoints[key]).port for key in ("dicomUrl", "queueUrl", "blobUrl")]
+        assert set(endpoints) == {"dicomUrl", "fhirUrl", "queueUrl", "blobUrl", "storageConnectionString"}
+        ports = [urlsplit(endpoints[key]).port for key in ("dicomUrl", "fhirUrl", "queueUrl", "blobUrl")]
         assert all(listening_addresses(port) for port in ports)
         assert f"QueueEndpoint={endpoints['queueUrl']}" in endpoints["storageConnectionString"]
         process.send_signal(signal.SIGTERM)

@@ -334,3 +334,84 @@ def test_since_refuses_what_is_not_a_time(run_cli, capsys):
     with pytest.raises(SystemExit) as ended:
         run_cli("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--since", "yesterday")
     assert ended.value.code == EXIT_BAD_INPUT and "ISO 8601" in capsys.readouterr().err
+
+
+def test_a_message_failing_max_tries_times_goes_to_the_poison_queue(local_events, fhir, run_cli):
+    from azure.storage.queue import QueueClient
+
+    emulator, storage = local_events
+    _drain(storage)
+    study = store(emulator.url, synthetic_study(instances_per_series=1, frames=1, size=16))
+    _wait_for_events(storage, len(study.instances))
+    fhir.fail_next(503, 1000)
+    for _ in range(2):  # each run receives the messages once more
+        code, out, err = _link_queue(run_cli, emulator, storage, fhir, "--timeout", "1", "--max-tries", "2")
+        assert code == EXIT_FAILED, out + err
+    code, out, _ = _link_queue(run_cli, emulator, storage, fhir, "--timeout", "1", "--max-tries", "2", "--json")
+    assert code == EXIT_OK and len(json.loads(out)["poisoned"]) == len(study.instances)
+    assert _queued(storage) == 0
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events-poison") as poison:
+        reasons = [json.loads(m.content)["reason"] for m in poison.receive_messages(max_messages=32)]
+        poison.clear_messages()
+    assert reasons and all(r == "failed 2 times" for r in reasons)
+    fhir._failures.clear()
+
+
+def test_an_imaging_study_this_linker_did_not_make_is_never_deleted(local_dicom, fhir, linker):
+    study = store(local_dicom.url)
+    linker.link(study.study_uid)
+    theirs = only_study(fhir)
+    theirs["meta"] = {}  # as another system wrote it: without the linker's tag
+    with FhirClient(fhir.url) as client:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": theirs, "request": {"method": "PUT", "url": f"ImagingStudy/{theirs['id']}"}}]})
+    with DicomClient(local_dicom.url) as client:
+        client.delete(study.study_uid)
+    result = linker.link(study.study_uid)
+    assert result.action == "skipped" and "not made by this linker" in result.detail
+    assert len(fhir.resources("ImagingStudy")) == 1
+
+
+def test_issuer_of_patient_id_is_the_identifier_system_when_present():
+    from hdsctl.fhir.mapping import patient_key
+
+    patient_id = {"00100020": {"vr": "LO", "Value": ["MRN-7"]}}
+    with_issuer = [{**patient_id, "00100021": {"vr": "LO", "Value": ["urn:oid:1.2.3.4"]}}]
+    assert patient_key(with_issuer, "urn:oid:9.9").token() == "urn:oid:1.2.3.4|MRN-7"
+    assert patient_key([patient_id], "urn:oid:9.9").token() == "urn:oid:9.9|MRN-7"
+    assert patient_key([patient_id], None).token() == "|MRN-7"
+
+
+def test_following_the_queue_retries_a_failed_study_when_it_reappears(local_events, fhir):
+    import threading
+
+    from azure.storage.queue import QueueClient
+
+    from hdsctl.fhir.from_queue import link_from_queue
+    from hdsctl.retry import Budget
+
+    emulator, storage = local_events
+    _drain(storage)
+    study = store(emulator.url)
+    _wait_for_events(storage, len(study.instances))
+    fhir.fail_next(503, 3)  # the first try fails; the service then recovers
+    stop, lines = threading.Event(), []
+
+    def emit(line):
+        lines.append(line)
+        if line.startswith("created"):
+            stop.set()
+
+    with DicomClient(emulator.url) as dicom, FhirClient(fhir.url, budget=Budget(0.5)) as client, \
+            QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue, \
+            QueueClient.from_connection_string(storage.connection_string, "dicom-events-poison") as poison:
+        follower = threading.Thread(target=link_from_queue, args=(Linker(dicom, client, PATIENT_SYSTEM), queue,
+                                                                  poison),
+                                    kwargs={"serves": lambda host: True, "max_tries": 5, "follow": True,
+                                            "emit": emit, "stop": stop, "idle_seconds": 0.2, "retry_after": 1})
+        follower.start()
+        follower.join(timeout=30)
+        stop.set()
+    assert not follower.is_alive()
+    assert lines[0].startswith("failed") and any(line.startswith("created") for line in lines)
+    assert len(fhir.resources("ImagingStudy")) == 1 and _queued(storage) == 0

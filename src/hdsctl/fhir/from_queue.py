@@ -37,17 +37,25 @@ class QueueRun:
 
 def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], bool], max_tries: int,
                     follow: bool, emit: Callable[[str], None], stop: threading.Event | None = None,
-                    idle_seconds: float = 2.0) -> QueueRun:
+                    idle_seconds: float = 2.0, retry_after: int = RETRY_AFTER_SECONDS) -> QueueRun:
     """`queue` and `poison` are azure.storage.queue QueueClients; `serves(host)` says whether an
     event's serviceHostName is the DICOM service being linked."""
     run, tried = QueueRun(), set()
     stop = stop or threading.Event()
     while not stop.is_set():
+        if not follow:
+            # A peek leaves dequeue counts as they are: stop once only this run's failures are left.
+            waiting = list(queue.peek_messages(max_messages=BATCH))
+            if not waiting or all(m.id in tried for m in waiting):
+                return run
         batch = list(queue.receive_messages(max_messages=BATCH, visibility_timeout=120))
-        fresh = [m for m in batch if m.id not in tried]
-        if not fresh:
-            for message in batch:  # seen already in this run: let the next run have them at once
+        # Following, a failed message is tried again when it reappears; in one run, only once.
+        fresh = batch if follow else [m for m in batch if m.id not in tried]
+        fresh_ids = {m.id for m in fresh}
+        for message in batch:
+            if message.id not in fresh_ids:  # the next run has it
                 queue.update_message(message, visibility_timeout=0)
+        if not fresh:
             if not follow:
                 return run
             stop.wait(idle_seconds)
@@ -70,7 +78,7 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
                 emit(f"failed   {study}: {str(err).splitlines()[0]} "
                      f"(its {len(messages)} message(s) stay queued)")
                 for message in messages:
-                    queue.update_message(message, visibility_timeout=RETRY_AFTER_SECONDS if follow else 0)
+                    queue.update_message(message, visibility_timeout=retry_after if follow else 0)
                 continue
             run.results.append(result)
             emit(line_of(result))
