@@ -132,6 +132,7 @@ PLAN_MUTATIONS = {
     "hds-events-managed-identity": (":SystemTopicEventSubscription", lambda i: (
         i.pop("deliveryWithResourceIdentity"),
         i.update(destination={"endpointType": "WebHook", "endpointUrl": "https://hook.example/?code=k"}))),
+    "hds-storage-no-shared-key": (":StorageAccount", lambda i: i.update(allowSharedKeyAccess=True)),
     # Another workspace's DICOM service.
     "hds-events-dicom-filtered": (":SystemTopicEventSubscription", lambda i: i["filter"]["advancedFilters"][
         0].update(values=["otherws-radiology.dicom.azurehealthcareapis.com/"])),
@@ -161,8 +162,12 @@ def test_fhir_audience_must_be_its_url_or_an_application_id_uri(prod_plan):
     assert "hds-fhir-authority-audience" not in policies_fired(evaluate(plan))
 
 
+# Rules whose failing case needs a plan prod does not make (prod's Data Lake is an existing account).
+FAILING_CASE_ELSEWHERE = {"hds-dicom-lifecycle-safe": "tests/test_dicom_storage.py"}
+
+
 def test_every_rule_has_a_failing_case():
-    assert set(SPEC_MUTATIONS) | set(PLAN_MUTATIONS) == set(POLICY_NAMES)
+    assert set(SPEC_MUTATIONS) | set(PLAN_MUTATIONS) | set(FAILING_CASE_ELSEWHERE) == set(POLICY_NAMES)
 
 
 def test_mutated_prod_fires_exactly_the_expected_rules(prod_document, write_stack):

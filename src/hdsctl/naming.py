@@ -60,6 +60,16 @@ def default_events_storage_account_name(prefix: str, environment: str) -> str:
     return re.sub(r"[^a-z0-9]", "", f"st{prefix}{environment}".lower())[:21] + "evt"
 
 
+def default_dicom_storage_account_name(prefix: str, environment: str, service: str) -> str:
+    """st + prefix + environment + service, cut to 21 characters, + dcm (global, 3-24 characters)."""
+    return re.sub(r"[^a-z0-9]", "", f"st{prefix}{environment}{service}".lower())[:21] + "dcm"
+
+
+def dicom_storage_folder(workspace: str, service: str) -> str:
+    """Where a DICOM service writes in its file system (Microsoft documents the layout)."""
+    return f"AHDS/{workspace}/dicom/{service}/"
+
+
 def system_topic_name(workspace: str) -> str:
     return f"{workspace}-events"
 

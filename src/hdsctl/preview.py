@@ -237,6 +237,14 @@ _ARM_PATHS = {
     "azure-native:storage:BlobContainer": (
         "containerName", "/providers/Microsoft.Storage/storageAccounts/{accountName}/blobServices/default"
                          "/containers/{containerName}"),
+    "azure-native:storage:ManagementPolicy": (
+        "managementPolicyName",
+        "/providers/Microsoft.Storage/storageAccounts/{accountName}/managementPolicies/{managementPolicyName}"),
+    "azure-native:storage:BlobServiceProperties": (
+        "blobServicesName",
+        "/providers/Microsoft.Storage/storageAccounts/{accountName}/blobServices/{blobServicesName}"),
+    "azure-native:managedidentity:UserAssignedIdentity": (
+        "resourceName", "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{resourceName}"),
     "azure-native:eventgrid:SystemTopic": (
         "systemTopicName", "/providers/Microsoft.EventGrid/systemTopics/{systemTopicName}"),
     "azure-native:eventgrid:SystemTopicEventSubscription": (
@@ -282,6 +290,9 @@ class _OfflineMocks:
                 f"https://{inputs['workspaceName']}-{inputs['dicomServiceName']}"
                 ".dicom.azurehealthcareapis.com"
             )
+        if args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+            state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, resource_id))
+            state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_DNS, resource_id))
         identity = inputs.get("identity")
         if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type")):
             principal = uuid.uuid5(uuid.NAMESPACE_URL, resource_id)

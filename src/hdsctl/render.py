@@ -30,8 +30,9 @@ KEY_INPUTS = {
         "filter.includedEventTypes", "filter.advancedFilters", "eventDeliverySchema",
         "deliveryWithResourceIdentity.destination", "retryPolicy",
         "deadLetterWithResourceIdentity.deadLetterDestination"),
+    "azure-native:storage:ManagementPolicy": ("policy.rules",),
     "azure-native:storage:StorageAccount": (
-        "sku.name", "allowSharedKeyAccess", "minimumTlsVersion", "allowBlobPublicAccess",
+        "sku.name", "isHnsEnabled", "allowSharedKeyAccess", "minimumTlsVersion", "allowBlobPublicAccess",
         "networkRuleSet.defaultAction"),
     "pulumi-python:dynamic/hdsctl:PublicNetworkAccess": ("kind", "service_name", "public_network_access"),
     "pulumi-python:dynamic/hdsctl:ExtendedQueryTags": ("url", "extended_query_tags"),

@@ -14,6 +14,8 @@ ALL_SCOPES = frozenset({WORKSPACE, DICOM, FHIR})
 # topic; a stack file does not declare them.
 STORAGE_QUEUE, BLOB_CONTAINER, SERVICE_BUS_QUEUE, EVENT_HUB = (
     "storage-queue", "blob-container", "service-bus-queue", "event-hub")
+# A DICOM service's own Data Lake account: the program grants its writer identity there.
+STORAGE_ACCOUNT = "storage-account"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
     BuiltinRole("Storage Queue Data Message Sender", "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
                 frozenset({STORAGE_QUEUE}), declarable=False),
     BuiltinRole("Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-                frozenset({BLOB_CONTAINER}), declarable=False),
+                frozenset({BLOB_CONTAINER, STORAGE_ACCOUNT}), declarable=False),
     BuiltinRole("Azure Service Bus Data Sender", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
                 frozenset({SERVICE_BUS_QUEUE}), declarable=False),
     BuiltinRole("Azure Event Hubs Data Sender", "2b629674-e913-4c01-ae53-ef4638d8f975",
@@ -72,7 +74,7 @@ def role_by_name(name: str) -> BuiltinRole | None:
 
 def sender_role(destination_kind: str) -> BuiltinRole:
     """The least role that lets a managed identity deliver to a destination of this kind."""
-    return next(role for role in BUILTIN_ROLES if role.scopes == {destination_kind})
+    return next(role for role in BUILTIN_ROLES if destination_kind in role.scopes and not role.privileged)
 
 
 def role_by_guid(guid: str) -> BuiltinRole | None:

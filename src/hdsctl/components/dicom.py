@@ -13,6 +13,7 @@ from hdsctl.components.shared import (
     cors_args,
     encryption_args,
     identity_args,
+    with_user_identity,
 )
 from hdsctl.spec.model import DicomService
 
@@ -33,10 +34,19 @@ class DicomServiceComponent(pulumi.ComponentResource):
         trusted_hosts: tuple[str, ...] = (),
         workspace_grants: list[pulumi.Resource],
         after: list[pulumi.Resource] = (),
+        data_lake=None,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
         storage = spec.storage
+        identity = identity_args(spec.identity)
+        storage_configuration = ({"storage_resource_id": storage.storage_account_id,
+                                  "file_system_name": storage.file_system_name} if storage else None)
+        if data_lake is not None:  # its own Data Lake: written with the identity granted there first
+            identity = with_user_identity(identity, data_lake.identity.id)
+            storage_configuration = {"storage_resource_id": data_lake.account.id,
+                                     "file_system_name": storage.file_system_name}
+            after = [*after, data_lake.writer, data_lake.file_system]
         self.service = healthcareapis.DicomService(
             spec.name,
             dicom_service_name=spec.name,
@@ -45,12 +55,9 @@ class DicomServiceComponent(pulumi.ComponentResource):
             location=placement.location,
             tags=placement.tags,
             cors_configuration=cors_args(spec.cors),
-            identity=identity_args(spec.identity),
+            identity=identity,
             encryption=encryption_args(spec.customer_managed_key),
-            storage_configuration={
-                "storage_resource_id": storage.storage_account_id,
-                "file_system_name": storage.file_system_name,
-            } if storage else None,
+            storage_configuration=storage_configuration,
             enable_data_partitions=spec.data_partitions or None,
             opts=pulumi.ResourceOptions(
                 parent=self,

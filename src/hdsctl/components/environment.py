@@ -71,7 +71,8 @@ class ImagingEnvironment(pulumi.ComponentResource):
             service.name: DicomServiceComponent(
                 service, placement=placement, data_url=env.dicom_url(service.name),
                 bindings=bindings.get(service.name, []), trusted_hosts=tuple(spec.trusted_hosts),
-                workspace_grants=self.workspace.role_assignments, after=after_events, opts=child,
+                workspace_grants=self.workspace.role_assignments, after=after_events,
+                data_lake=self._data_lake(env, service, placement), opts=child,
             )
             for service in spec.dicom_services
         }
@@ -98,6 +99,18 @@ class ImagingEnvironment(pulumi.ComponentResource):
         self._set_public_access(env, client.subscription_id)
         self.outputs = self._outputs()
         self.register_outputs(self.outputs)
+
+    def _data_lake(self, env: Environment, service, placement: Placement):
+        if service.storage is None or not service.storage.create:
+            return None
+        from hdsctl.components.dicom_storage import DicomDataLake
+
+        return DicomDataLake(
+            service.name, service.storage, account_name=env.dicom_storage_account_name(service),
+            workspace_name=env.workspace_name, placement=placement,
+            private_networking=env.spec.private_networking,
+            private=env.spec.workspace.public_network_access == "Disabled",
+            opts=pulumi.ResourceOptions(parent=self))
 
     def _set_public_access(self, env: Environment, subscription_id) -> None:
         """After every service and the private endpoint exist, set the wanted access on each."""

@@ -146,6 +146,14 @@ def identity_args(identity: Identity | None) -> dict | None:
     }
 
 
+def with_user_identity(identity: dict | None, identity_id: pulumi.Input[str]) -> dict:
+    """The identity block with one more user-assigned identity in it."""
+    kind = (identity or {}).get("type") or "None"
+    kind = "UserAssigned" if kind == "None" else kind if "UserAssigned" in kind else f"{kind},UserAssigned"
+    ids = (identity or {}).get("user_assigned_identities") or []
+    return {"type": kind, "user_assigned_identities": [*ids, identity_id]}
+
+
 def encryption_args(key: CustomerManagedKey | None) -> dict | None:
     if key is None:
         return None

@@ -39,6 +39,11 @@ PRIVATE_ZONE = "azure-native:privatedns:PrivateZone"
 PUBLIC_ACCESS = "pulumi-python:dynamic/hdsctl:PublicNetworkAccess"
 QUERY_TAGS = "pulumi-python:dynamic/hdsctl:ExtendedQueryTags"
 EVENT_SUBSCRIPTION = "azure-native:eventgrid:SystemTopicEventSubscription"
+STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+MANAGEMENT_POLICY = "azure-native:storage:ManagementPolicy"
+# Lifecycle actions that break a DICOM service whose files they reach.
+UNSAFE_LIFECYCLE_ACTIONS = {"tierToArchive": "moves files to Archive, where the DICOM service cannot read them",
+                            "delete": "deletes files behind the service's back, orphaning its index"}
 TAGGABLE = frozenset({
     "azure-native:resources:ResourceGroup", WORKSPACE, DICOM, FHIR, PRIVATE_ENDPOINT, PRIVATE_ZONE,
     "azure-native:privatedns:VirtualNetworkLink",
@@ -352,6 +357,40 @@ def _events_dicom_filtered(args: StackValidationArgs, report: ReportViolation) -
                    subscription.urn)
 
 
+# -- storage ------------------------------------------------------------------------------
+
+def _no_shared_key(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    shared_key = _get(args.props, "allowSharedKeyAccess")
+    if args.resource_type == STORAGE_ACCOUNT and shared_key is not False:
+        report(f"storage account '{_get(args.props, 'accountName') or args.name}' accepts shared keys, which "
+               "bypass Entra ID and its audit. Set allowSharedKeyAccess: false (hdsctl sets it on the accounts "
+               "it creates) and grant data roles instead.")
+
+
+def _lifecycle_reaches_dicom(prefixes: list[str]) -> bool:
+    """Whether a rule's `container/path` prefixes reach files under AHDS/ (where DICOM services
+    write): no prefix reaches every blob, a container alone all of it."""
+    paths = [p.split("/", 1)[1] if "/" in p else "" for p in prefixes]
+    return not prefixes or any("AHDS/".startswith(path) or path.startswith("AHDS/") for path in paths)
+
+
+def _dicom_lifecycle_safe(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != MANAGEMENT_POLICY:
+        return
+    for rule in _get(args.props, "policy", "rules") or []:
+        prefixes = list(_get(rule, "definition", "filters", "prefixMatch") or [])
+        actions = _get(rule, "definition", "actions") or {}
+        if not _lifecycle_reaches_dicom(prefixes):
+            continue
+        for target in ("baseBlob", "snapshot", "version"):
+            for action, why in UNSAFE_LIFECYCLE_ACTIONS.items():
+                if _get(actions, target, action):
+                    report(f"lifecycle rule '{_get(rule, 'name')}' of '{args.name}' {why} (it reaches "
+                           f"{', '.join(prefixes) or 'every blob'}). Tier DICOM files to Cool and Cold only "
+                           "(storage.tiering), and expire studies through the DELETE API "
+                           "(hdsctl dicom expire).")
+
+
 # -- the pack -----------------------------------------------------------------------------
 
 def _resource(name, description, validate):
@@ -402,6 +441,10 @@ POLICIES = [
               _events_managed_identity),
     _stack("hds-events-dicom-filtered", "DICOM event subscriptions take events of this environment's "
            "services only.", _events_dicom_filtered),
+    _resource("hds-storage-no-shared-key", "Storage accounts accept Entra ID only, no shared keys.",
+              _no_shared_key),
+    _resource("hds-dicom-lifecycle-safe", "No lifecycle rule archives or deletes a DICOM service's files.",
+              _dicom_lifecycle_safe),
 ]
 POLICY_NAMES = tuple(policy.name for policy in POLICIES)
 
@@ -431,6 +474,8 @@ TIER_LEVELS: dict[str, dict[str, EnforcementLevel]] = {
     "hds-events-dead-letter": EVERY_TIER,
     "hds-events-managed-identity": EVERY_TIER,
     "hds-events-dicom-filtered": EVERY_TIER,
+    "hds-storage-no-shared-key": PROD_ONLY,
+    "hds-dicom-lifecycle-safe": EVERY_TIER,
 }
 
 

@@ -50,6 +50,15 @@ class Environment:
         return (events and events.storage_account_name) or naming.default_events_storage_account_name(
             self.spec.naming.prefix, self.name)
 
+    def dicom_storage_account_name(self, service) -> str | None:
+        storage = service.storage
+        if storage is None:
+            return None
+        if not storage.create:
+            return naming.arm_name(storage.storage_account_id)
+        return storage.account_name or naming.default_dicom_storage_account_name(
+            self.spec.naming.prefix, self.name, service.name)
+
     def dicom_url(self, service_name: str) -> str:
         service = next(s for s in self.spec.dicom_services if s.name == service_name)
         return service.url or naming.dicom_url(self.workspace_name, service.name)

@@ -1,0 +1,101 @@
+"""A DICOM service's own Data Lake (ADLS Gen2), made with it: the account and file system, the
+user-assigned identity the service writes with (granted before the service exists, as
+Microsoft's own template does), private endpoints for blob and dfs in a private environment,
+and lifecycle tiering scoped to the service's folder, online tiers only.
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import managedidentity, network, storage
+
+from hdsctl import naming, roles
+from hdsctl.components.shared import Placement, grant
+from hdsctl.spec.model import DicomStorage, PrivateNetworking
+
+STORAGE_PRIVATE_GROUPS = ("blob", "dfs")
+
+
+def tiering_rule(folder_prefix: str, tiering) -> dict:
+    """One lifecycle rule: Cool, then Cold, by days since last access; back to Hot when read."""
+    base_blob = {}
+    if tiering.cool_after_days:
+        base_blob["tier_to_cool"] = {"days_after_last_access_time_greater_than": tiering.cool_after_days}
+        base_blob["enable_auto_tier_to_hot_from_cool"] = True
+    if tiering.cold_after_days:
+        base_blob["tier_to_cold"] = {"days_after_last_access_time_greater_than": tiering.cold_after_days}
+    return {"name": "dicom-online-tiering", "enabled": True, "type": "Lifecycle", "definition": {
+        "filters": {"blob_types": ["blockBlob"], "prefix_match": [folder_prefix]},
+        "actions": {"base_blob": base_blob}}}
+
+
+class DicomDataLake(pulumi.ComponentResource):
+    def __init__(self, service_name: str, spec: DicomStorage, *, account_name: str, workspace_name: str,
+                 placement: Placement, private_networking: PrivateNetworking | None, private: bool,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("hdsctl:storage:DicomDataLake", f"{service_name}-storage", None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        label = f"{service_name}-storage"
+        self.account = storage.StorageAccount(
+            label,
+            account_name=account_name,
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            kind="StorageV2",
+            sku={"name": "Standard_ZRS"},
+            is_hns_enabled=True,  # ADLS Gen2: what a DICOM service's storage must be
+            minimum_tls_version="TLS1_2",
+            enable_https_traffic_only=True,
+            allow_blob_public_access=False,
+            allow_shared_key_access=False,
+            default_to_o_auth_authentication=True,
+            public_network_access="Disabled" if private else "Enabled",
+            network_rule_set={"default_action": "Deny" if private else "Allow", "bypass": "AzureServices"},
+            tags=placement.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=placement.protect),
+        )
+        self.file_system = storage.BlobContainer(
+            f"{label}-{spec.file_system_name}", account_name=self.account.name,
+            container_name=spec.file_system_name,
+            public_access="None", resource_group_name=placement.resource_group_name,
+            opts=pulumi.ResourceOptions(parent=self, protect=placement.protect))
+        self.identity = managedidentity.UserAssignedIdentity(
+            f"{label}-identity", resource_name_=f"id-{workspace_name}-{service_name}-storage",
+            resource_group_name=placement.resource_group_name, location=placement.location, tags=placement.tags,
+            opts=child)
+        # The service is created only after this grant: it must be able to write from its first second.
+        self.writer = grant(self, f"{label}-writer", self.account.id, self.identity.principal_id,
+                            "ServicePrincipal",
+                            roles.role_by_name("Storage Blob Data Contributor"), placement.subscription_id,
+                            "the DICOM service writes its files")
+        if spec.tiering is not None:
+            self._tiering(label, spec, workspace_name, service_name, placement)
+        if private and private_networking is not None:
+            self._private_endpoints(label, private_networking, placement)
+        self.register_outputs({"accountId": self.account.id, "identityId": self.identity.id})
+
+    def _tiering(self, label: str, spec: DicomStorage, workspace_name: str, service_name: str,
+                 placement: Placement) -> None:
+        tracking = storage.BlobServiceProperties(
+            f"{label}-last-access", account_name=self.account.name, blob_services_name="default",
+            resource_group_name=placement.resource_group_name,
+            last_access_time_tracking_policy={"enable": True, "name": "AccessTimeTracking",
+                                              "tracking_granularity_in_days": 1, "blob_type": ["blockBlob"]},
+            opts=pulumi.ResourceOptions(parent=self))
+        folder = f"{spec.file_system_name}/{naming.dicom_storage_folder(workspace_name, service_name)}"
+        storage.ManagementPolicy(
+            f"{label}-lifecycle", account_name=self.account.name, management_policy_name="default",
+            resource_group_name=placement.resource_group_name,
+            policy={"rules": [tiering_rule(folder, spec.tiering)]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tracking]))
+
+    def _private_endpoints(self, label: str, networking: PrivateNetworking, placement: Placement) -> None:
+        for group in STORAGE_PRIVATE_GROUPS:
+            name = f"pe-{label}-{group}"
+            network.PrivateEndpoint(
+                name, private_endpoint_name=name, resource_group_name=placement.resource_group_name,
+                location=placement.location, tags=placement.tags, subnet={"id": networking.subnet_id},
+                custom_network_interface_name=f"{name}-nic",
+                private_link_service_connections=[{"name": name, "private_link_service_id": self.account.id,
+                                                   "group_ids": [group]}],
+                opts=pulumi.ResourceOptions(parent=self))
