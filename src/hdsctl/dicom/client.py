@@ -220,18 +220,15 @@ class DicomClient:
                                        url=self._url(path))
         return parts[0][1]
 
-    def change_feed(self, start_time: str, *, page_limit: int = CHANGE_FEED_LIMIT) -> Iterator[dict[str, Any]]:
-        """Every change from `start_time` on (v2: pages of up to 200 by offset, until a short page).
-        Sequence numbers may have gaps; that is normal."""
-        import datetime
-
-        moment = datetime.datetime.fromisoformat(start_time.replace("Z", "+00:00"))
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-        start_time = moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    def change_feed(self, start_time: str, *, end_time: str | None = None,
+                    page_limit: int = CHANGE_FEED_LIMIT) -> Iterator[dict[str, Any]]:
+        """Every change from `start_time` on, before `end_time` if given (v2: pages of up to 200 by
+        offset, until a short page). Sequence numbers may have gaps; that is normal."""
+        window = {"startTime": _utc(start_time), **({"endTime": _utc(end_time)} if end_time else {})}
         offset = 0
         while True:
             page = self._send("GET", "/changefeed", params={
-                "startTime": start_time, "offset": offset, "limit": page_limit}).json() or []
+                **window, "offset": offset, "limit": page_limit}).json() or []
             yield from page
             if len(page) < page_limit:
                 return
@@ -302,6 +299,15 @@ class DicomClient:
         if response.status_code in ok:
             return response
         raise _error_for(response, method, url)
+
+
+def _utc(text: str) -> str:
+    """An ISO 8601 time as the change feed takes it: UTC, with a Z."""
+    import datetime
+
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json_or_none(response: HttpResponse) -> Any:

@@ -16,7 +16,7 @@ class DicomUsageError(BadInput):
 
 
 def add_arguments(commands) -> None:
-    dicom = commands.add_parser("dicom", help="the DICOM data plane: smoke check, upload")
+    dicom = commands.add_parser("dicom", help="the DICOM data plane: smoke check, upload, expire")
     sub = dicom.add_subparsers(dest="dicom_command", metavar="ACTION", required=True)
     smoke = sub.add_parser("smoke", help="store, find, retrieve and delete a synthetic study")
     smoke.add_argument("--stack", required=True, help="environment, e.g. dev")
@@ -48,6 +48,78 @@ def add_arguments(commands) -> None:
                         help="seconds one request may keep retrying (429, 503, dropped connections)")
     upload.add_argument("--json", action="store_true", help="one JSON report on stdout, every failure in it")
     upload.set_defaults(handler=run_upload)
+    add_expire_arguments(sub)
+
+
+def add_expire_arguments(sub) -> None:
+    expire = sub.add_parser("expire", help="list, then delete with --yes, the studies past retention")
+    expire.add_argument("--stack", required=True, help="environment, e.g. prod")
+    expire.add_argument("--service", help="the DICOM service (needed when the stack has several)")
+    expire.add_argument("--older-than", required=True, metavar="AGE", type=_age,
+                        help="studies older than this (by StudyDate, else when stored): 10y, 18mo, 400d, "
+                             "7y6mo; never less than the service's retention.minimumYears")
+    expire.add_argument("--modality", help="only studies with this modality (ModalitiesInStudy), e.g. CR")
+    expire.add_argument("--yes", action="store_true", help="delete them (without it, they are only listed)")
+    expire.add_argument("--journal", type=Path,
+                        help="the SQLite record of deletions (default: hdsctl-expire-<stack>-<service>.sqlite "
+                             "here)")
+    expire.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
+    expire.add_argument("--timeout", type=positive_seconds, default=300,
+                        help="seconds one request may keep retrying (429, 503, dropped connections)")
+    expire.add_argument("--json", action="store_true", help="one JSON report on stdout")
+    expire.set_defaults(handler=run_expire)
+
+
+def _age(text: str):
+    import argparse
+
+    from hdsctl.dicom.expire import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def run_expire(args) -> int:
+    import datetime
+
+    from hdsctl.dicom.expire import ExpiryJournal, ExpiryReport, check_retention, expire, plan
+    from hdsctl.spec.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    service = service_of(env, args.service)
+    where = f"DICOM service {service.name} of {env.source}"
+    minimum = service.retention.minimum_years if service.retention else None
+    cutoff = check_retention(args.older_than, minimum, datetime.date.today(), where)  # before any request
+    with client_for(env, service, args.url, args.timeout) as client:
+        candidates = plan(client, cutoff, args.modality)
+        report = ExpiryReport(cutoff.isoformat(), candidates)
+        if args.yes and candidates:
+            journal_path = args.journal or Path(f"hdsctl-expire-{env.name}-{service.name}.sqlite")
+            journal = ExpiryJournal(journal_path, client.base_url)
+            try:
+                expire(client, candidates, journal, report)
+            finally:
+                journal.close()
+    if args.json:
+        print(json.dumps({"stack": env.name, "service": service.name, **report.to_json()}, indent=2))
+    else:
+        _print_expiry(report, service.name, args.older_than)
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _print_expiry(report, service: str, age) -> None:
+    print(f"Studies of {service} older than {age} (dated before {report.cutoff}): {len(report.candidates)}")
+    for candidate in report.candidates:
+        uid = candidate.study
+        state = ("deleted" if uid in report.deleted else "already gone" if uid in report.gone
+                 else f"FAILED: {report.failed[uid]}" if uid in report.failed else "listed")
+        print(f"  {candidate.date}  ({candidate.basis:9})  {candidate.modalities or '-':8}  {uid}  {state}")
+    if report.listed_only:
+        print("Nothing was deleted: run again with --yes to delete these studies through the DELETE API.")
+    else:
+        print(f"{len(report.deleted)} deleted, {len(report.gone)} already gone, {len(report.failed)} failed")
 
 
 def _workers(text: str) -> int:

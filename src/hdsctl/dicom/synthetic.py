@@ -60,9 +60,13 @@ def tag_value(vr: str, today: datetime.date):
     return value
 
 
+EMPTY_DATE = datetime.date.min  # as study_date: a study without a StudyDate
+
+
 def synthetic_study(tags: list[TagDefinition] = (), *, instances_per_series: int = 2, frames: int = 3,
                     size: int = 32, transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN,
-                    study_uid: str | None = None, patient_id: str | None = None) -> SyntheticStudy:
+                    study_uid: str | None = None, patient_id: str | None = None,
+                    study_date: datetime.date | None = None) -> SyntheticStudy:
     """Two series: `instances_per_series` CT images, then one multi-frame image. With `study_uid`,
     two new series of an existing study (of `patient_id`)."""
     from pydicom.uid import generate_uid
@@ -70,7 +74,7 @@ def synthetic_study(tags: list[TagDefinition] = (), *, instances_per_series: int
     today = datetime.date.today()
     study = SyntheticStudy(study_uid or generate_uid(),
                            f"HDSCTL-{generate_uid()[-12:]}" if patient_id is None else patient_id,
-                           today.strftime("%Y%m%d"))
+                           (study_date or today).strftime("%Y%m%d") if study_date != EMPTY_DATE else "")
     for index, tag in enumerate(tags):
         value = tag_value(tag.vr, today)
         study.tag_values[tag.path] = str(value) if tag.vr not in {"UI"} else f"{value}.{index}"
