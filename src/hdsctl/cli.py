@@ -10,6 +10,7 @@ from pathlib import Path
 # The command modules import only the standard library at the top; their work is imported
 # when a command runs.
 from hdsctl.audit import commands as audit_commands
+from hdsctl.capacity import commands as capacity_commands
 from hdsctl.dicom import commands as dicom_commands
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
 from hdsctl.events import commands as events_commands
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     dicom_commands.add_arguments(commands)
     events_commands.add_arguments(commands)
     fhir_commands.add_arguments(commands)
+    capacity_commands.add_arguments(commands)
     audit_commands.add_arguments(commands)
     promotion_commands.add_arguments(commands)
     return parser

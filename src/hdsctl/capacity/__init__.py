@@ -1,0 +1,1 @@
+"""Capacity and cost of DICOM storage: projection from a workload profile, and measurement."""
