@@ -109,3 +109,27 @@ def test_policy_refuses_shared_keys_in_prod():
     found = _violations(plan, "hds-storage-no-shared-key")
     assert found and found[0].level == "mandatory" and "allowSharedKeyAccess: false" in found[0].message
     assert not _violations(shipped_plan("prod"), "hds-storage-no-shared-key")
+
+
+def test_storage_endpoints_get_dns_records_in_new_or_the_hubs_zones(run_cli, write_stack):
+    plan = shipped_plan("staging")  # dnsZones mode create: the two zones are made once, here
+    zones = {r.name for r in plan.resources if r.type == "azure-native:privatedns:PrivateZone"}
+    assert {"privatelink.blob.core.windows.net", "privatelink.dfs.core.windows.net"} <= zones
+    groups = [r for r in plan.resources if r.type.endswith(":PrivateDnsZoneGroup") and "storage" in r.name]
+    assert sorted(g.inputs["privateDnsZoneConfigs"][0]["name"] for g in groups) == [
+        "privatelink-blob-core-windows-net", "privatelink-dfs-core-windows-net"]
+
+    prod = yaml.safe_load((STACKS / "Pulumi.prod.yaml").read_text())  # mode existing: the hub's zones
+    service = prod["config"]["hdsctl:dicomServices"][0]
+    service.pop("customerManagedKey")
+    service["storage"] = {"create": True}
+    path = write_stack("prodcopy", prod)
+    code, out, err = run_cli("--stacks-dir", str(path.parent), "validate", "--stack", "prodcopy")
+    assert code == EXIT_BAD_INPUT and "hdsctl:privateNetworking.dnsZones.storageZoneIds" in out + err
+    hub = "/subscriptions/0d9c8b7a-6f5e-4d3c-8b2a-1f0e9d8c7b6a/resourceGroups/rg-stmary-hub-dns/providers/" \
+          "Microsoft.Network/privateDnsZones/"
+    prod["config"]["hdsctl:privateNetworking"]["dnsZones"]["storageZoneIds"] = [
+        hub + "privatelink.blob.core.windows.net", hub + "privatelink.dfs.core.windows.net"]
+    path = write_stack("prodcopy", prod)
+    code, out, err = run_cli("--stacks-dir", str(path.parent), "validate", "--stack", "prodcopy")
+    assert code == 0, out + err

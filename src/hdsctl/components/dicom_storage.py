@@ -7,13 +7,38 @@ and lifecycle tiering scoped to the service's folder, online tiers only.
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import managedidentity, network, storage
+from pulumi_azure_native import managedidentity, network, privatedns, storage
 
 from hdsctl import naming, roles
 from hdsctl.components.shared import Placement, grant
 from hdsctl.spec.model import DicomStorage, PrivateNetworking
+from hdsctl.spec.private_dns import STORAGE_ZONES
 
-STORAGE_PRIVATE_GROUPS = ("blob", "dfs")
+
+def storage_dns_zones(parent: pulumi.Resource, networking: PrivateNetworking, placement: Placement,
+                      label: str) -> dict[str, pulumi.Input[str]]:
+    """Private endpoint group (blob, dfs) → its private DNS zone: the hub's, or new ones here
+    linked to the endpoints' VNets (one pair per environment, whatever the number of services)."""
+    zones = networking.dns_zones
+    if zones.mode == "existing":
+        by_name = {naming.arm_name(zone_id).lower(): zone_id for zone_id in zones.storage_zone_ids}
+        return {group: by_name[name] for group, name in STORAGE_ZONES.items()}
+    vnet_ids = [naming.parent_vnet_id(networking.subnet_id), *networking.extra_vnet_links]
+    created = {}
+    for group, name in STORAGE_ZONES.items():
+        zone = privatedns.PrivateZone(name, private_zone_name=name,
+                                      resource_group_name=placement.resource_group_name,
+                                      location="global", tags=placement.tags,
+                                      opts=pulumi.ResourceOptions(parent=parent))
+        for vnet_id in vnet_ids:
+            vnet = naming.arm_name(vnet_id)
+            privatedns.VirtualNetworkLink(
+                f"{name}-{vnet}", virtual_network_link_name=f"{label}-{vnet}", private_zone_name=zone.name,
+                resource_group_name=placement.resource_group_name, location="global",
+                registration_enabled=False,
+                virtual_network={"id": vnet_id}, tags=placement.tags, opts=pulumi.ResourceOptions(parent=zone))
+        created[group] = zone.id
+    return created
 
 
 def tiering_rule(folder_prefix: str, tiering) -> dict:
@@ -32,6 +57,7 @@ def tiering_rule(folder_prefix: str, tiering) -> dict:
 class DicomDataLake(pulumi.ComponentResource):
     def __init__(self, service_name: str, spec: DicomStorage, *, account_name: str, workspace_name: str,
                  placement: Placement, private_networking: PrivateNetworking | None, private: bool,
+                 dns_zone_ids: dict[str, pulumi.Input[str]] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("hdsctl:storage:DicomDataLake", f"{service_name}-storage", None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -71,7 +97,7 @@ class DicomDataLake(pulumi.ComponentResource):
         if spec.tiering is not None:
             self._tiering(label, spec, workspace_name, service_name, placement)
         if private and private_networking is not None:
-            self._private_endpoints(label, private_networking, placement)
+            self._private_endpoints(label, private_networking, placement, dns_zone_ids or {})
         self.register_outputs({"accountId": self.account.id, "identityId": self.identity.id})
 
     def _tiering(self, label: str, spec: DicomStorage, workspace_name: str, service_name: str,
@@ -89,13 +115,20 @@ class DicomDataLake(pulumi.ComponentResource):
             policy={"rules": [tiering_rule(folder, spec.tiering)]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tracking]))
 
-    def _private_endpoints(self, label: str, networking: PrivateNetworking, placement: Placement) -> None:
-        for group in STORAGE_PRIVATE_GROUPS:
+    def _private_endpoints(self, label: str, networking: PrivateNetworking, placement: Placement,
+                           zone_ids: dict[str, pulumi.Input[str]]) -> None:
+        for group in STORAGE_ZONES:
             name = f"pe-{label}-{group}"
-            network.PrivateEndpoint(
+            endpoint = network.PrivateEndpoint(
                 name, private_endpoint_name=name, resource_group_name=placement.resource_group_name,
                 location=placement.location, tags=placement.tags, subnet={"id": networking.subnet_id},
                 custom_network_interface_name=f"{name}-nic",
                 private_link_service_connections=[{"name": name, "private_link_service_id": self.account.id,
                                                    "group_ids": [group]}],
                 opts=pulumi.ResourceOptions(parent=self))
+            network.PrivateDnsZoneGroup(
+                f"{name}-dns", private_dns_zone_group_name="default", private_endpoint_name=endpoint.name,
+                resource_group_name=placement.resource_group_name,
+                private_dns_zone_configs=[{"name": STORAGE_ZONES[group].replace(".", "-"),
+                                           "private_dns_zone_id": zone_ids[group]}],
+                opts=pulumi.ResourceOptions(parent=endpoint))

@@ -13,7 +13,7 @@ from hdsctl.components.shared import Placement, client_config
 from hdsctl.components.workspace import HealthWorkspace
 from hdsctl.spec.access import bindings_by_scope
 from hdsctl.spec.load import Environment
-from hdsctl.spec.references import WORKSPACE_SCOPE
+from hdsctl.spec.references import WORKSPACE_SCOPE, needs_storage_endpoints
 
 
 class ImagingEnvironment(pulumi.ComponentResource):
@@ -67,6 +67,11 @@ class ImagingEnvironment(pulumi.ComponentResource):
                 env, workspace_id=self.workspace.id, placement=placement,
                 private=spec.workspace.public_network_access == "Disabled", opts=child)
         after_events = self.events.subscriptions if self.events else []
+        self.storage_zones = {}
+        if needs_storage_endpoints(spec):
+            from hdsctl.components.dicom_storage import storage_dns_zones
+
+            self.storage_zones = storage_dns_zones(self, spec.private_networking, placement, env.workspace_name)
         self.dicom = {
             service.name: DicomServiceComponent(
                 service, placement=placement, data_url=env.dicom_url(service.name),
@@ -109,7 +114,7 @@ class ImagingEnvironment(pulumi.ComponentResource):
             service.name, service.storage, account_name=env.dicom_storage_account_name(service),
             workspace_name=env.workspace_name, placement=placement,
             private_networking=env.spec.private_networking,
-            private=env.spec.workspace.public_network_access == "Disabled",
+            private=env.spec.workspace.public_network_access == "Disabled", dns_zone_ids=self.storage_zones,
             opts=pulumi.ResourceOptions(parent=self))
 
     def _set_public_access(self, env: Environment, subscription_id) -> None:

@@ -381,13 +381,16 @@ class DnsZones(Model):
     # The single zone older estates use, instead of the three current ones.
     legacy_single_zone: bool = False
     zone_ids: list[PrivateZoneId] = Field(default_factory=list)
+    # mode existing, when a DICOM service's Data Lake is created here: the hub's
+    # privatelink.blob.core.windows.net and privatelink.dfs.core.windows.net zones.
+    storage_zone_ids: list[PrivateZoneId] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ids_only_when_existing(self):
         if self.mode == "existing" and not self.zone_ids:
             raise ValueError("mode existing needs zoneIds (one per private DNS zone)")
-        if self.mode == "create" and self.zone_ids:
-            raise ValueError("zoneIds are only used with mode existing")
+        if self.mode == "create" and (self.zone_ids or self.storage_zone_ids):
+            raise ValueError("zoneIds and storageZoneIds are only used with mode existing")
         return self
 
 

@@ -14,3 +14,6 @@ LEGACY_ZONE = "privatelink.azurehealthcareapis.com"
 
 def expected_zone_names(legacy_single_zone: bool) -> tuple[str, ...]:
     return (LEGACY_ZONE,) if legacy_single_zone else ZONES
+
+# A DICOM service's own Data Lake is reached through blob and dfs private endpoints.
+STORAGE_ZONES = {"blob": "privatelink.blob.core.windows.net", "dfs": "privatelink.dfs.core.windows.net"}

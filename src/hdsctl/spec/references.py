@@ -8,7 +8,7 @@ from hdsctl import naming, roles
 from hdsctl.dicomtags import MAX_EXTENDED_QUERY_TAGS
 from hdsctl.errors import SpecProblem
 from hdsctl.spec.model import EnvironmentSpec
-from hdsctl.spec.private_dns import expected_zone_names
+from hdsctl.spec.private_dns import STORAGE_ZONES, expected_zone_names
 
 WORKSPACE_SCOPE = "workspace"
 
@@ -209,11 +209,29 @@ def _role_assignments(spec: EnvironmentSpec) -> list[SpecProblem]:
     return problems
 
 
+def needs_storage_endpoints(spec: EnvironmentSpec) -> bool:
+    """A Data Lake is created here and the environment is private: it gets blob and dfs endpoints."""
+    return (spec.private_networking is not None and spec.workspace.public_network_access == "Disabled"
+            and any(s.storage and s.storage.create for s in spec.dicom_services))
+
+
 def _dns_zones(spec: EnvironmentSpec) -> list[SpecProblem]:
     networking = spec.private_networking
     if networking is None or networking.dns_zones.mode != "existing":
         return []
     zones = networking.dns_zones
+    problems = []
+    given_storage = {naming.arm_name(z).lower() for z in zones.storage_zone_ids}
+    if needs_storage_endpoints(spec) and given_storage != set(STORAGE_ZONES.values()):
+        problems.append(SpecProblem(
+            "hdsctl:privateNetworking.dnsZones.storageZoneIds",
+            f"a DICOM service's Data Lake is created here with private endpoints: give the hub's zones "
+            f"{', '.join(sorted(STORAGE_ZONES.values()))} "
+            f"(given: {', '.join(sorted(given_storage)) or 'none'})"))
+    return problems + _hds_zones(zones)
+
+
+def _hds_zones(zones) -> list[SpecProblem]:
     expected = set(expected_zone_names(zones.legacy_single_zone))
     given = {zone_id.rstrip("/").rsplit("/", 1)[-1].lower() for zone_id in zones.zone_ids}
     if given != expected:
