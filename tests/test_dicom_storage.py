@@ -133,3 +133,16 @@ def test_storage_endpoints_get_dns_records_in_new_or_the_hubs_zones(run_cli, wri
     path = write_stack("prodcopy", prod)
     code, out, err = run_cli("--stacks-dir", str(path.parent), "validate", "--stack", "prodcopy")
     assert code == 0, out + err
+
+
+def test_an_existing_account_gets_the_writer_identity_and_grant_before_the_service():
+    plan = shipped_plan("prod")  # prod keeps its files in an existing account
+    lake = {r.type.rsplit(":", 1)[-1]: r for r in plan.resources if r.parent == DATA_LAKE}
+    assert set(lake) == {"UserAssignedIdentity", "RoleAssignment"}  # nothing else is made in that account
+    existing = yaml.safe_load((STACKS / "Pulumi.prod.yaml").read_text())["config"]["hdsctl:dicomServices"][0][
+        "storage"]["storageAccountId"]
+    assert lake["RoleAssignment"].inputs["scope"] == existing
+    service = next(r for r in plan.resources if r.type == "azure-native:healthcareapis:DicomService")
+    assert lake["RoleAssignment"].key in service.depends_on
+    assert service.inputs["storageConfiguration"]["storageResourceId"] == existing
+    assert len(service.inputs["identity"]["userAssignedIdentities"]) == 2  # the CMK identity and the writer

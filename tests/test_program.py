@@ -113,7 +113,7 @@ def test_fhir_defaults_authority_from_tenant_and_audience_from_url(max_plan):
 
 def test_role_assignments_use_deterministic_guids_and_the_builtin_table(max_plan):
     assignments = of_type(max_plan, ROLE)
-    assert len(assignments) == 13
+    assert len(assignments) == 14  # 13 declared, and the writer grant on dicom-main's Data Lake
     router_owner = one(max_plan, ROLE, "dicom-main-router-dicom-data-owner").inputs
     scope = (f"/subscriptions/{OFFLINE_SUBSCRIPTION}/resourceGroups/rg-existing-imaging/providers/"
              "Microsoft.HealthcareApis/workspaces/maxhws/dicomservices/dicom-main")

@@ -44,9 +44,9 @@ class DicomServiceComponent(pulumi.ComponentResource):
                                   "file_system_name": storage.file_system_name} if storage else None)
         if data_lake is not None:  # its own Data Lake: written with the identity granted there first
             identity = with_user_identity(identity, data_lake.identity.id)
-            storage_configuration = {"storage_resource_id": data_lake.account.id,
+            storage_configuration = {"storage_resource_id": data_lake.account_id,
                                      "file_system_name": storage.file_system_name}
-            after = [*after, data_lake.writer, data_lake.file_system]
+            after = [*after, *data_lake.ready]
         self.service = healthcareapis.DicomService(
             spec.name,
             dicom_service_name=spec.name,

@@ -1,7 +1,8 @@
-"""A DICOM service's own Data Lake (ADLS Gen2), made with it: the account and file system, the
-user-assigned identity the service writes with (granted before the service exists, as
-Microsoft's own template does), private endpoints for blob and dfs in a private environment,
-and lifecycle tiering scoped to the service's folder, online tiers only.
+"""A DICOM service's own Data Lake (ADLS Gen2). Made with it (`create`): the account and file
+system, private endpoints for blob and dfs in a private environment, and lifecycle tiering
+scoped to the service's folder, online tiers only. Either way, new or existing account: the
+user-assigned identity the service writes with, granted before the service exists (as
+Microsoft's own template does).
 """
 
 from __future__ import annotations
@@ -60,8 +61,34 @@ class DicomDataLake(pulumi.ComponentResource):
                  dns_zone_ids: dict[str, pulumi.Input[str]] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("hdsctl:storage:DicomDataLake", f"{service_name}-storage", None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         label = f"{service_name}-storage"
+        self.file_system = None
+        if spec.create:
+            self._account(label, spec, account_name, placement, private)
+            self.account_id = self.account.id
+        else:  # the hospital's existing account: only the service's identity and its grant are made here
+            self.account_id = pulumi.Output.from_input(spec.storage_account_id)
+        self.identity = managedidentity.UserAssignedIdentity(
+            f"{label}-identity", resource_name_=f"id-{workspace_name}-{service_name}-storage",
+            resource_group_name=placement.resource_group_name, location=placement.location, tags=placement.tags,
+            opts=pulumi.ResourceOptions(parent=self))
+        # The service is created only after this grant: it must be able to write from its first second.
+        self.writer = grant(self, f"{label}-writer", self.account_id, self.identity.principal_id,
+                            "ServicePrincipal", roles.role_by_name("Storage Blob Data Contributor"),
+                            placement.subscription_id, "the DICOM service writes its files")
+        if spec.create and spec.tiering is not None:
+            self._tiering(label, spec, workspace_name, service_name, placement)
+        if spec.create and private and private_networking is not None:
+            self._private_endpoints(label, private_networking, placement, dns_zone_ids or {})
+        self.register_outputs({"accountId": self.account_id, "identityId": self.identity.id})
+
+    @property
+    def ready(self) -> list[pulumi.Resource]:
+        """What the service waits for: the grant, and the file system when it is made here."""
+        return [self.writer, *([self.file_system] if self.file_system is not None else [])]
+
+    def _account(self, label: str, spec: DicomStorage, account_name: str, placement: Placement,
+                 private: bool) -> None:
         self.account = storage.StorageAccount(
             label,
             account_name=account_name,
@@ -85,20 +112,6 @@ class DicomDataLake(pulumi.ComponentResource):
             container_name=spec.file_system_name,
             public_access="None", resource_group_name=placement.resource_group_name,
             opts=pulumi.ResourceOptions(parent=self, protect=placement.protect))
-        self.identity = managedidentity.UserAssignedIdentity(
-            f"{label}-identity", resource_name_=f"id-{workspace_name}-{service_name}-storage",
-            resource_group_name=placement.resource_group_name, location=placement.location, tags=placement.tags,
-            opts=child)
-        # The service is created only after this grant: it must be able to write from its first second.
-        self.writer = grant(self, f"{label}-writer", self.account.id, self.identity.principal_id,
-                            "ServicePrincipal",
-                            roles.role_by_name("Storage Blob Data Contributor"), placement.subscription_id,
-                            "the DICOM service writes its files")
-        if spec.tiering is not None:
-            self._tiering(label, spec, workspace_name, service_name, placement)
-        if private and private_networking is not None:
-            self._private_endpoints(label, private_networking, placement, dns_zone_ids or {})
-        self.register_outputs({"accountId": self.account.id, "identityId": self.identity.id})
 
     def _tiering(self, label: str, spec: DicomStorage, workspace_name: str, service_name: str,
                  placement: Placement) -> None:

@@ -106,7 +106,7 @@ class ImagingEnvironment(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
     def _data_lake(self, env: Environment, service, placement: Placement):
-        if service.storage is None or not service.storage.create:
+        if service.storage is None:
             return None
         from hdsctl.components.dicom_storage import DicomDataLake
 
