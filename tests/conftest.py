@@ -87,7 +87,8 @@ def shipped_plan(stack: str):
 @pytest.fixture(scope="session")
 def local_dicom():
     """The Orthanc-backed local DICOM service, started once per test session (per worker)."""
-    from hdsctl.emulator.orthanc import EngineUnavailable, OrthancEngine
+    from hdsctl.emulator.orthanc import OrthancEngine
+    from hdsctl.emulator.process import EngineUnavailable
     from hdsctl.emulator.server import Emulator
     from hdsctl.emulator.store import Knobs
 
@@ -106,7 +107,8 @@ def local_events():
     into it, started once per test session (per worker)."""
     from hdsctl.emulator.azurite import Azurite
     from hdsctl.emulator.events import EventPublisher, routes_of
-    from hdsctl.emulator.orthanc import EngineUnavailable, OrthancEngine
+    from hdsctl.emulator.orthanc import OrthancEngine
+    from hdsctl.emulator.process import EngineUnavailable
     from hdsctl.emulator.server import Emulator
     from hdsctl.spec.load import load_environment
 

@@ -16,7 +16,7 @@ from hdsctl.dicom.errors import BadRequest, NotFound
 from hdsctl.dicom.synthetic import IMPLICIT_VR_LITTLE_ENDIAN, synthetic_study
 from hdsctl.dicom.web import ALREADY_STORED
 from hdsctl.dicomtags import check_tag
-from hdsctl.emulator.orthanc import LOOPBACK_ADDRESSES, listening_addresses
+from hdsctl.emulator.process import LOOPBACK_ADDRESSES, listening_addresses
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
 
@@ -263,7 +263,7 @@ def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom)
     import subprocess
     import sys
 
-    from hdsctl.emulator.orthanc import listening_addresses
+    from hdsctl.emulator.process import listening_addresses
 
     url_file = tmp_path / "url"
     process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "emulator", "--port", "0", "--url-file",

@@ -306,13 +306,14 @@ def test_the_emulator_command_with_events_and_fhir_names_every_endpoint_and_stop
     from urllib.parse import urlsplit
 
     from hdsctl.emulator.azurite import BUNDLED
-    from hdsctl.emulator.orthanc import listening_addresses, orthanc_binary
+    from hdsctl.emulator.orthanc import orthanc_binary
+    from hdsctl.emulator.process import EngineUnavailable, listening_addresses
 
     if not BUNDLED.exists() or not shutil.which("node"):
         pytest.skip("needs Azurite (scripts/bootstrap installs it with npm)")
     try:
         orthanc_binary()
-    except Exception as err:
+    except EngineUnavailable as err:
         pytest.skip(f"needs the local DICOM engine: {err}")
     url_file = tmp_path / "endpoints.json"
     process = subprocess.Popen([sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(STACKS), "emulator",

@@ -38,9 +38,8 @@ def dicom_resource(host: str) -> str | None:
                  if host.endswith(suffix) and len(host) > len(suffix)), None)
 
 
-def check_dicom_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -> tuple[str, str | None]:
-    """(host, token resource) for a DICOM data-plane URL hdsctl may use; the resource is None
-    for plain http on loopback, where no token is sent. Raises EndpointRefused with the reason."""
+def _parts(url: str, what: str):
+    """The URL's parts, once it is an http(s) URL without user information."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -48,15 +47,22 @@ def check_dicom_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -
     except ValueError as err:
         raise EndpointRefused(f"{url!r} is not a valid URL ({err})") from None
     if parts.scheme not in {"http", "https"} or not host:
-        raise EndpointRefused(f"{url!r} is not an http(s) URL of a DICOM service")
+        raise EndpointRefused(f"{url!r} is not an http(s) URL of a {what}")
     if parts.username is not None or parts.password is not None:
         raise EndpointRefused("a URL with user information (user:password@) is refused; credentials "
                               "come from the environment, never from a URL")
-    if parts.scheme == "http":
-        if is_loopback(host):
-            return host, None
+    if parts.scheme == "http" and not is_loopback(host):
         raise EndpointRefused(f"refusing plain http to {host}: a token would travel unencrypted. Use "
                               "https, or http only for a local emulator on 127.0.0.1/localhost")
+    return parts, host
+
+
+def check_dicom_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -> tuple[str, str | None]:
+    """(host, token resource) for a DICOM data-plane URL hdsctl may use; the resource is None
+    for plain http on loopback, where no token is sent. Raises EndpointRefused with the reason."""
+    parts, host = _parts(url, "DICOM service")
+    if parts.scheme == "http":
+        return host, None
     resource = dicom_resource(host)
     if resource:
         return host, resource
@@ -74,18 +80,9 @@ FHIR_SUFFIXES = (".fhir.azurehealthcareapis.com", ".fhir.azurehealthcareapis.us"
 def check_fhir_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -> str | None:
     """The token scope for a FHIR service URL hdsctl may use (its audience is the service URL
     itself), or None for plain http on loopback, where no token is sent."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - urlsplit checks the port only when it is read
-    except ValueError as err:
-        raise EndpointRefused(f"{url!r} is not a valid URL ({err})") from None
-    if parts.scheme not in {"http", "https"} or not host or parts.username or parts.password:
-        raise EndpointRefused(f"{url!r} is not an http(s) URL of a FHIR service (without user information)")
+    parts, host = _parts(url, "FHIR service")
     if parts.scheme == "http":
-        if is_loopback(host):
-            return None
-        raise EndpointRefused(f"refusing plain http to {host}: a token would travel unencrypted")
+        return None
     trusted = {h.lower() for h in trusted_hosts}
     if not (host.lower().endswith(FHIR_SUFFIXES) or is_loopback(host) or host.lower() in trusted):
         raise EndpointRefused(f"{host} is not a FHIR service host of an Azure cloud "

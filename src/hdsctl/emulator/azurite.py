@@ -9,14 +9,10 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
-from hdsctl.emulator.orthanc import LOOPBACK_ADDRESSES, EngineUnavailable, free_port, listening_addresses
+from hdsctl.emulator.process import EngineUnavailable, LocalProcess, free_port
 
-START_SECONDS = 30
 # Azurite's one account and its key, published in Azurite's documentation for every
 # installation: not a secret, and accepted only by the emulator.
 ACCOUNT = "devstoreaccount1"
@@ -39,8 +35,7 @@ class Azurite:
 
     def __init__(self):
         self.queue_port = self.blob_port = 0
-        self._process: subprocess.Popen | None = None
-        self._work: Path | None = None
+        self._process = LocalProcess("Azurite")
 
     @property
     def queue_url(self) -> str:
@@ -57,54 +52,18 @@ class Azurite:
 
     def start(self) -> Azurite:
         binary = azurite_binary()
-        self._work = Path(tempfile.mkdtemp(prefix="hdsctl-azurite-"))
+        work = self._process.make_work_folder()
         self.queue_port, self.blob_port, table_port = free_port(), free_port(), free_port()
         command = [binary, "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--disableTelemetry",
                    "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
                    "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
                    "--tableHost", "127.0.0.1", "--tablePort", str(table_port)]
-        log = open(self._work / "azurite.log", "wb")  # noqa: SIM115 - Azurite writes it while it runs
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self._work,
-                                         start_new_session=True)
-        log.close()
-        try:
-            self._wait_until_ready()
-            for port in (self.queue_port, self.blob_port):
-                addresses = listening_addresses(port)
-                if not addresses <= LOOPBACK_ADDRESSES:
-                    raise EngineUnavailable(
-                        f"Azurite listens beyond loopback ({sorted(addresses)}); stopped it")
-        except BaseException:
-            self.stop()
-            raise
+        ports = [self.queue_port, self.blob_port]
+        self._process.start(command, ready=lambda: all(_accepts(port) for port in ports), ports=ports, cwd=work)
         return self
 
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise EngineUnavailable(
-                    f"Azurite exited at start ({self._process.returncode}): {self._log_tail()}")
-            if all(_accepts(port) for port in (self.queue_port, self.blob_port)):
-                return
-            time.sleep(0.1)
-        raise EngineUnavailable(f"Azurite did not answer within {START_SECONDS} s: {self._log_tail()}")
-
-    def _log_tail(self) -> str:
-        path = self._work / "azurite.log" if self._work else None
-        return path.read_text(errors="replace")[-800:].strip() if path and path.exists() else "(no log)"
-
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self._work is not None:
-            shutil.rmtree(self._work, ignore_errors=True)
+        self._process.stop()
 
     def __enter__(self) -> Azurite:
         return self.start()

@@ -15,23 +15,16 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from hdsctl.errors import BadInput
+from hdsctl.emulator.process import EngineUnavailable, LocalProcess, free_port
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-START_SECONDS = 30
-
-
-class EngineUnavailable(BadInput):
-    """The local DICOM engine is not installed or cannot start."""
 
 
 def orthanc_binary() -> str:
@@ -68,29 +61,6 @@ def loopback_shim() -> Path:
     return target
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses with a socket listening on `port`, from the kernel's tables."""
-    found = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        with contextlib.suppress(FileNotFoundError), open(table) as lines:
-            next(lines)
-            for line in lines:
-                fields = line.split()
-                address, _, hex_port = fields[1].partition(":")
-                if int(hex_port, 16) == port and fields[3] == "0A" and len(address) == width:  # 0A: LISTEN
-                    found.add(address)
-    return found
-
-
-LOOPBACK_ADDRESSES = {"0100007F", "00000000000000000000000001000000"}
-
-
 class OrthancEngine:
     """`with OrthancEngine() as engine:` — `engine.url` is its REST root, `engine.dicomweb` its
     DICOMweb root. Files go to a temporary folder unless `data` names one to keep."""
@@ -98,8 +68,7 @@ class OrthancEngine:
     def __init__(self, data: Path | None = None):
         self.data = data
         self.port = 0
-        self._process: subprocess.Popen | None = None
-        self._work: Path | None = None
+        self._process = LocalProcess("Orthanc")
 
     @property
     def url(self) -> str:
@@ -112,8 +81,8 @@ class OrthancEngine:
     def start(self) -> OrthancEngine:
         binary = orthanc_binary()
         shim = loopback_shim()
-        self._work = Path(tempfile.mkdtemp(prefix="hdsctl-orthanc-"))
-        storage = self.data or self._work / "storage"
+        work = self._process.make_work_folder()
+        storage = self.data or work / "storage"
         storage.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         config = {
@@ -126,52 +95,23 @@ class OrthancEngine:
                          "Host": f"127.0.0.1:{self.port}", "StudiesMetadata": "Full",
                          "SeriesMetadata": "Full"},
         }
-        config_path = self._work / "orthanc.json"
+        config_path = work / "orthanc.json"
         config_path.write_text(json.dumps(config))
-        log = open(self._work / "orthanc.log", "wb")  # noqa: SIM115 - the engine writes it while it runs
-        self._process = subprocess.Popen([binary, str(config_path)], stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "LD_PRELOAD": str(shim)}, start_new_session=True)
-        log.close()
-        try:
-            self._wait_until_ready()
-            addresses = listening_addresses(self.port)
-            if not addresses or not addresses <= LOOPBACK_ADDRESSES:
-                raise EngineUnavailable(f"the engine listens beyond loopback ({sorted(addresses)}); stopped it")
-        except BaseException:
-            self.stop()
-            raise
+        self._process.start([binary, str(config_path)], ready=self._answers, ports=[self.port],
+                            env={**os.environ, "LD_PRELOAD": str(shim)})
         return self
 
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise EngineUnavailable(f"Orthanc exited at start ({self._process.returncode}): "
-                                        f"{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                self.request("GET", "/system")
-                return
-            time.sleep(0.1)
-        raise EngineUnavailable(f"Orthanc did not answer within {START_SECONDS} s: {self.log_tail()}")
+    def _answers(self) -> bool:
+        with contextlib.suppress(OSError):
+            self.request("GET", "/system")
+            return True
+        return False
 
     def log_tail(self) -> str:
-        path = self._work / "orthanc.log" if self._work else None
-        if not path or not path.exists():
-            return "(no log)"
-        return path.read_text(errors="replace")[-800:].strip()
+        return self._process.log_tail()
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self._work is not None:
-            shutil.rmtree(self._work, ignore_errors=True)
-            self._work = None
+        self._process.stop()
 
     def __enter__(self) -> OrthancEngine:
         return self.start()
