@@ -137,3 +137,13 @@ def test_measure_reads_a_running_service_into_a_profile(local_dicom, run_cli, tm
     written = json.loads(out)["services"][0]["years"][0]["writtenBytes"]
     expected = 365 * 2 * len(studies[0].instances) * ct["bytesPerInstance"]
     assert written == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_report_is_never_written_over_a_stack_file_or_the_profile(run_cli, tmp_path):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("modalities:\n  CT: {studiesPerDay: 1, instancesPerStudy: 1, bytesPerInstance: 1}\n")
+    for target in (STACKS / "Pulumi.prod.yaml", profile):
+        before = target.read_text()
+        code, _, err = run_cli("--stacks-dir", str(STACKS), "capacity", "--stack", "prod", "--profile",
+                               str(profile), "--output", str(target))
+        assert code == EXIT_BAD_INPUT and target.read_text() == before, err

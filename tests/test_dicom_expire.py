@@ -129,3 +129,14 @@ def test_ages_and_the_minimum():
     assert check_retention(Age(years=10), 10, TODAY, "x") == Age(years=10).cutoff(TODAY)
     with pytest.raises(ExpiryRefused):
         check_retention(Age(years=9, months=11), 10, TODAY, "x")
+
+
+def test_a_journal_that_is_not_one_is_refused(local_dicom, run_cli, tmp_path):
+    store(local_dicom.url, years_ago(6))
+    code, _, err = expire(run_cli, local_dicom.url, "--older-than", "5y", "--yes", "--journal",
+                          str(STACKS / "Pulumi.local.yaml"))
+    assert code == EXIT_BAD_INPUT and "Traceback" not in err
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a database, just notes\n" * 100)
+    code, _, err = expire(run_cli, local_dicom.url, "--older-than", "5y", "--yes", "--journal", str(text_file))
+    assert code == EXIT_BAD_INPUT and "cannot be the expiry journal" in err

@@ -56,10 +56,13 @@ def workloads(env, profile) -> list:
 
 
 def run_capacity(args) -> int:
-    from hdsctl.files import write_atomic
+    from hdsctl.files import check_outputs, write_atomic
     from hdsctl.spec.load import load_environment, stack_file_path
 
-    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    stack_path = stack_file_path(args.stack, args.stacks_dir)
+    inputs = [stack_path, *(p for p in (args.profile, args.prices) if p)]
+    check_outputs({"--output": args.output}, inputs, args.stacks_dir)  # never over a stack file or an input
+    env = load_environment(stack_path)
     if args.measure:
         from hdsctl.capacity.measure import run_measure
 

@@ -85,9 +85,12 @@ def run_expire(args) -> int:
     import datetime
 
     from hdsctl.dicom.expire import ExpiryJournal, ExpiryReport, check_retention, expire, plan
+    from hdsctl.files import check_outputs
     from hdsctl.spec.load import load_environment, stack_file_path
 
-    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    stack_path = stack_file_path(args.stack, args.stacks_dir)
+    check_outputs({"--journal": args.journal}, [stack_path], args.stacks_dir)
+    env = load_environment(stack_path)
     service = service_of(env, args.service)
     where = f"DICOM service {service.name} of {env.source}"
     minimum = service.retention.minimum_years if service.retention else None

@@ -125,9 +125,12 @@ class ExpiryJournal:
 
     def __init__(self, path: Path, service_url: str):
         self.path = path
-        self.db = sqlite3.connect(path)
-        self.db.executescript(self.SCHEMA)
-        row = self.db.execute("select url from service").fetchone()
+        try:
+            self.db = sqlite3.connect(path)
+            self.db.executescript(self.SCHEMA)
+            row = self.db.execute("select url from service").fetchone()
+        except sqlite3.Error as err:
+            raise ExpiryRefused(f"{path} cannot be the expiry journal ({err}): use another --journal") from None
         if row is None:
             self.db.execute("insert into service values (?)", (service_url,))
             self.db.commit()
