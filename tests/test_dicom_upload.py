@@ -4,7 +4,11 @@ named, and a second run sends only what is missing."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -210,3 +214,31 @@ def test_batches_hold_one_study_each_and_respect_the_size():
              _candidate("B", 30, 5)]
     batches = plan_batches(files, batch_bytes=12)
     assert [[c.sop_uid for c in b] for b in batches] == [["A.1.1", "A.1.3"], ["A.1.4"], ["B.1.2"], ["B.1.5"]]
+
+
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.mark.skipif(not SETPRIV or os.geteuid() != 0,
+                    reason="needs setpriv and root, to run the upload without the right to bypass permissions")
+def test_an_unreadable_folder_is_named_and_the_rest_is_stored(stack, local_dicom, tmp_path):
+    folder = tmp_path / "archive"
+    good = write_studies(folder / "readable", studies=1, per_series=1)
+    locked = folder / "locked"
+    write_studies(locked, studies=1, per_series=1)
+    locked.chmod(0)
+    try:
+        # Root reads everything; without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH it is refused
+        # like any user, which is how a hospital's share with a folder one may not read behaves.
+        result = subprocess.run(
+            [SETPRIV, "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m", "hdsctl.cli",
+             "--stacks-dir", str(stack.parent), "dicom", "upload", str(folder), "--stack", "local", "--url",
+             local_dicom.url, "--journal", str(tmp_path / "journal.sqlite"), "--json"],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == EXIT_FAILED, result.stderr
+    report = json.loads(result.stdout)
+    failure, = report["failures"]
+    assert failure["file"] == str(locked) and "folder cannot be listed" in failure["detail"]
+    assert report["counts"]["stored"] == len(good)
