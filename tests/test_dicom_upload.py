@@ -242,3 +242,35 @@ def test_an_unreadable_folder_is_named_and_the_rest_is_stored(stack, local_dicom
     failure, = report["failures"]
     assert failure["file"] == str(locked) and "folder cannot be listed" in failure["detail"]
     assert report["counts"]["stored"] == len(good)
+
+
+def test_a_rerun_of_an_archive_the_journal_holds_whole_reads_neither_stack_model_nor_service(
+        stack, local_dicom, tmp_path):
+    archive = tmp_path / "archive"
+    files = write_studies(archive, studies=1, per_series=2)
+    (archive / "notes.txt").write_text("not an image")
+    journal = tmp_path / "journal.sqlite"
+    command = [sys.executable, "-X", "importtime", "-m", "hdsctl.cli", "--stacks-dir", str(stack.parent),
+               "dicom", "upload", str(archive), "--stack", "local", "--url", local_dicom.url, "--journal",
+               str(journal), "--json"]
+
+    def run():
+        start = len(local_dicom.requests)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == EXIT_OK, result.stderr[-2000:]
+        imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+        return json.loads(result.stdout), imported, len(local_dicom.requests) - start
+
+    first, imported, requests = run()
+    assert first["counts"]["stored"] == len(files) and "hdsctl.spec.model" in imported and requests
+    again, imported, requests = run()
+    assert again["counts"]["alreadyStored"] == len(files) and again["counts"]["notDicom"] == 1
+    assert requests == 0 and again["stack"] == "local" and again["service"] == "radiology"
+    # The journal answers: no stack model, no DICOM library, no client, no sending machinery.
+    assert not {"hdsctl.spec.model", "pydicom", "azure.core", "hdsctl.dicom.upload"} & imported
+    (archive / "notes.txt").write_text("changed since")  # anything new or changed: the full path decides
+    third, imported, _ = run()
+    assert "hdsctl.spec.model" in imported and third["counts"]["notDicom"] == 1
+    stack.write_text(stack.read_text() + "\n# reviewed\n")  # so does a changed stack file
+    _, imported, _ = run()
+    assert "hdsctl.spec.model" in imported

@@ -47,6 +47,10 @@ def stack_name_problem(name: str) -> str | None:
     return None
 
 
+def stack_file_name(environment: str) -> str:
+    return f"Pulumi.{environment}.yaml"
+
+
 def default_workspace_name(prefix: str, environment: str) -> str:
     return re.sub(r"[^a-z0-9]", "", f"{prefix}{environment}".lower())[:24]
 

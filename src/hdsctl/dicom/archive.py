@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.uid import ImplicitVRLittleEndian
+# Implicit VR Little Endian (PS3.5 A.1): the service's v2 API refuses it. Spelled out so that
+# walking an archive (all a resumed run does) needs no DICOM library.
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 
 PREAMBLE = 128
 MAGIC = b"DICM"
@@ -63,7 +65,7 @@ class Candidate:
 
     @property
     def implicit_vr(self) -> bool:
-        return self.transfer_syntax == ImplicitVRLittleEndian
+        return self.transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN
 
 
 @dataclass(frozen=True)

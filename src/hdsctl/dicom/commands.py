@@ -179,20 +179,29 @@ def run_smoke(args) -> int:
 def run_upload(args) -> int:
     import sys
 
-    from hdsctl.dicom.journal import Journal, default_path
+    from hdsctl.dicom.journal import default_path
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise DicomUsageError(f"no such file or folder: {', '.join(missing)}")
+    journal_path = args.journal or default_path(args.paths)
+    wanted = _run_record(args)
+    quick = None if args.dry_run or wanted is None else _nothing_to_send(args, journal_path, wanted)
+    if quick is not None:
+        record, report = quick
+        return _print_upload(args, record.stack, record.service, report)
+
+    from hdsctl.dicom.journal import Journal, RunRecord
     from hdsctl.dicom.progress import UploadProgress
-    from hdsctl.dicom.upload import Options, Upload, render
+    from hdsctl.dicom.upload import Options, Upload
     from hdsctl.spec.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)
-    missing = [str(p) for p in args.paths if not p.exists()]
-    if missing:
-        raise DicomUsageError(f"no such file or folder: {', '.join(missing)}")
     probe = client_for(env, service, args.url, args.timeout, per_request=True)  # checks the URL first
     url = probe.base_url + (f"/partitions/{probe.partition}" if probe.partition else "")
     probe.close()
-    journal = Journal(args.journal or default_path(args.paths), url)
+    journal = Journal(journal_path, url)
     options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
                       args.retry_failed, args.dry_run)
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
@@ -200,10 +209,55 @@ def run_upload(args) -> int:
         upload = Upload(lambda: client_for(env, service, args.url, args.timeout, per_request=True), journal,
                         options, progress)
         report = upload.run(list(args.paths), url)
+        if wanted is not None and not args.dry_run:
+            journal.remember_run(RunRecord(wanted.stack, wanted.service_option, wanted.url_option,
+                                           wanted.stack_digest, service.name, url))
     finally:
         journal.close()
+    return _print_upload(args, env.name, service.name, report)
+
+
+def _run_record(args):
+    """This run's inputs, to compare with the journal's last run; None when the stack file
+    cannot be read (the full path says why)."""
+    import hashlib
+
+    from hdsctl import naming
+    from hdsctl.dicom.journal import RunRecord
+
+    if naming.stack_name_problem(args.stack):
+        return None
+    try:
+        digest = hashlib.sha256((args.stacks_dir / naming.stack_file_name(args.stack)).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    return RunRecord(args.stack, args.service or "", args.url or "", digest, "", "")
+
+
+def _nothing_to_send(args, journal_path: Path, wanted):
+    """A re-run over an archive the journal holds whole, with the same stack file and options:
+    answered from the journal and the files' sizes and times alone, without the stack's model,
+    the DICOM library or the service."""
+    from hdsctl.dicom.journal import quick_rerun
+    from hdsctl.dicom.upload_report import UploadReport, already_done
+
+    found = quick_rerun(journal_path, wanted)
+    if found is None:
+        return None
+    record, entries = found
+    counts = already_done(list(args.paths), entries)
+    if counts is None:
+        return None
+    report = UploadReport(record.url, str(journal_path))
+    report.done_before, report.not_dicom = counts
+    return record, report
+
+
+def _print_upload(args, stack: str, service: str, report) -> int:
+    from hdsctl.dicom.upload_report import render
+
     if args.json:
-        print(json.dumps({"stack": env.name, "service": service.name, **report.to_json()}, indent=2))
+        print(json.dumps({"stack": stack, "service": service, **report.to_json()}, indent=2))
     else:
         print(render(report))
     return EXIT_OK if report.ok or (args.dry_run and not report.count("failed")) else EXIT_FAILED

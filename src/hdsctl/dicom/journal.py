@@ -14,6 +14,7 @@ from hdsctl.errors import EXIT_FAILED, BadInput, HdsctlError
 
 FILE_NAME = ".hdsctl-upload.sqlite"
 STORED, ALREADY, FAILED = "stored", "already", "failed"
+NOT_DICOM = "not-dicom"  # looked at once: not a DICOM Part 10 file, never opened again
 DONE = (STORED, ALREADY)
 SCHEMA = """
 create table if not exists service (url text not null);
@@ -26,6 +27,11 @@ create table if not exists files (
     reason text,                   -- the service's FailureReason code, or a local reason
     detail text,
     updated real not null
+);
+-- The last run's inputs: when they are the same and every file is done, a re-run needs
+-- neither the stack's model nor the service (see quick_rerun).
+create table if not exists last_run (
+    stack text, service_option text, url_option text, stack_digest text, service text, url text
 );
 """
 
@@ -54,6 +60,42 @@ def default_path(paths: list[Path]) -> Path:
     return (first if first.is_dir() else first.parent) / FILE_NAME
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    stack: str
+    service_option: str  # --service as given ("" when not)
+    url_option: str  # --url as given ("" when not)
+    stack_digest: str  # sha256 of the stack file
+    service: str  # the DICOM service it resolved to
+    url: str  # the service URL it resolved to
+
+
+def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Entry]] | None:
+    """The journal's record and entries when its last run had these same inputs (stack file
+    unchanged, same options); None otherwise, or when it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("select * from last_run").fetchone()
+        if row is None:
+            return None
+        record = RunRecord(*row)
+        same = (record.stack, record.service_option, record.url_option, record.stack_digest) == (
+            wanted.stack, wanted.service_option, wanted.url_option, wanted.stack_digest)
+        if not same:
+            return None
+        rows = db.execute("select key, size, modified, status, reason, detail from files")
+        return record, {r[0]: Entry(*r) for r in rows}
+    except sqlite3.Error:
+        return None  # an older journal, or not one: the full path reads it and says what is wrong
+    finally:
+        db.close()
+
+
 class Journal:
     def __init__(self, path: Path, service_url: str):
         self.path = path
@@ -74,6 +116,14 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+    def remember_run(self, run: RunRecord) -> None:
+        with self._db:
+            self._db.execute("begin immediate")
+            self._db.execute("delete from last_run")
+            self._db.execute("insert into last_run values (?, ?, ?, ?, ?, ?)",
+                             (run.stack, run.service_option, run.url_option, run.stack_digest, run.service,
+                              run.url))
 
     def entries(self) -> dict[str, Entry]:
         rows = self._db.execute("select key, size, modified, status, reason, detail from files")

@@ -12,16 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hdsctl.dicom import archive, errors
 from hdsctl.dicom.archive import Candidate, Unusable
-from hdsctl.dicom.journal import ALREADY, DONE, FAILED, STORED, Journal, JournalWriteFailed
+from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED, Journal, JournalWriteFailed
+from hdsctl.dicom.upload_report import PENDING, Outcome, UploadReport
 from hdsctl.dicom.web import StowResult
 from hdsctl.errors import HdsctlError
-
-PENDING = "pending"  # not sent; never journaled
 
 
 @dataclass(frozen=True)
@@ -32,48 +31,6 @@ class Options:
     convert_implicit: bool = False
     retry_failed: bool = False
     dry_run: bool = False
-
-
-@dataclass
-class Outcome:
-    key: str
-    status: str
-    sop_uid: str | None = None
-    reason: str | None = None
-    detail: str | None = None
-    size: int = 0
-
-
-@dataclass
-class UploadReport:
-    url: str
-    journal: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    not_dicom: int = 0
-    done_before: int = 0
-    batches: int = 0
-    sent_bytes: int = 0
-    seconds: float = 0.0
-    stopped: str | None = None  # why the run ended early
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    @property
-    def ok(self) -> bool:
-        """Every DICOM file is stored or was already there, and the run was not cut short."""
-        return self.stopped is None and all(o.status in (STORED, ALREADY) for o in self.outcomes)
-
-    def to_json(self) -> dict:
-        return {
-            "url": self.url, "journal": self.journal, "ok": self.ok, "stopped": self.stopped,
-            "counts": {"stored": self.count(STORED), "alreadyStored": self.count(ALREADY) + self.done_before,
-                       "failed": self.count(FAILED), "pending": self.count(PENDING),
-                       "notDicom": self.not_dicom, "doneInEarlierRuns": self.done_before},
-            "batches": self.batches, "sentBytes": self.sent_bytes, "seconds": round(self.seconds, 3),
-            "failures": [{"file": o.key, "sopInstanceUid": o.sop_uid, "reason": o.reason, "detail": o.detail}
-                         for o in self.outcomes if o.status in (FAILED, PENDING)],
-        }
 
 
 def plan_batches(candidates: list[Candidate], batch_bytes: int) -> list[list[Candidate]]:
@@ -111,20 +68,25 @@ class Upload:
     def scan(self, paths: list[Path], report: UploadReport) -> list[Candidate]:
         done = self.journal.entries()
         first_seen: dict[str, Candidate] = {}
-        to_send = []
+        to_send, not_dicom = [], []
         for found in archive.walk(paths):
+            modified = None  # known for files the walk found, not for what it refused
             if not isinstance(found, Unusable):
                 source, modified = found
                 earlier = done.get(source.key)
                 same_file = earlier is not None and earlier.size == source.size and earlier.modified == modified
-                if same_file and earlier.status in DONE:
-                    report.done_before += 1  # recorded as stored: not even opened
+                if same_file and earlier.status in (*DONE, NOT_DICOM):  # not even opened
+                    report.done_before += earlier.status != NOT_DICOM
+                    report.not_dicom += earlier.status == NOT_DICOM
                     continue
                 found = archive.read_header(source, modified)
             item = found
             if isinstance(item, Unusable):
                 if item.kind == "not-dicom":
                     report.not_dicom += 1
+                    if modified is not None:
+                        not_dicom.append((item.source.key, item.source.size, modified, None, NOT_DICOM, None,
+                                          None))
                 else:
                     report.outcomes.append(Outcome(item.source.key, FAILED, reason=item.kind,
                                                    detail=item.reason, size=item.source.size))
@@ -145,6 +107,8 @@ class Upload:
                                                "--convert-implicit sends an explicit-VR copy", source.size))
                 continue
             to_send.append(item)
+        if not_dicom and not self.options.dry_run:
+            self.journal.record(not_dicom)
         return to_send
 
     @staticmethod
@@ -284,28 +248,3 @@ class Upload:
     def _mark_pending(self, batch: list[Candidate], report: UploadReport, why: str) -> None:
         report.outcomes += [Outcome(c.source.key, PENDING, c.sop_uid, "not-sent", why, c.source.size)
                             for c in batch]
-
-
-def render(report: UploadReport, shown: int = 20) -> str:
-    rate = report.count(STORED) / report.seconds if report.seconds else 0.0
-    lines = [f"Upload to {report.url} (journal {report.journal})",
-             f"  stored             {report.count(STORED)}",
-             f"  already stored     {report.count(ALREADY) + report.done_before}"
-             + (f"  ({report.done_before} recorded by earlier runs)" if report.done_before else ""),
-             f"  failed             {report.count(FAILED)}",
-             f"  not sent           {report.count(PENDING)}",
-             f"  not DICOM          {report.not_dicom} (skipped)",
-             f"  {report.batches} request(s), {report.sent_bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
-             f"({rate:.1f} stored/s)"]
-    problems = [o for o in report.outcomes if o.status in (FAILED, PENDING)]
-    if problems:
-        lines.append("Files not stored:")
-        lines += [f"  {o.key}: {o.reason or ''} {o.detail or ''}".rstrip() for o in problems[:shown]]
-        if len(problems) > shown:
-            lines.append(f"  ... and {len(problems) - shown} more (--json lists every one)")
-    if report.stopped:
-        lines.append(f"STOPPED: {report.stopped}")
-        lines.append("  run the same command again: it sends only what is not stored yet")
-    lines.append("OK: every DICOM file is stored" if report.ok else "NOT OK: see above")
-    return "\n".join(lines)
-

@@ -106,7 +106,7 @@ def checked_stack_name(name: str, source: str) -> str:
 
 
 def stack_file_path(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
-    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    path = stacks_dir / naming.stack_file_name(stack)
     checked_stack_name(stack, str(path))
     return path
 

@@ -1,0 +1,101 @@
+"""What an upload did, file by file, and the one question a re-run asks first: is all of it
+done already? Kept apart from the sending machinery, so a re-run over a finished archive loads
+this module and the journal, and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hdsctl.dicom import archive
+from hdsctl.dicom.archive import Unusable
+from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED
+
+PENDING = "pending"  # not sent; never journaled
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: str
+    sop_uid: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    size: int = 0
+
+
+@dataclass
+class UploadReport:
+    url: str
+    journal: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    not_dicom: int = 0
+    done_before: int = 0
+    batches: int = 0
+    sent_bytes: int = 0
+    seconds: float = 0.0
+    stopped: str | None = None  # why the run ended early
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def ok(self) -> bool:
+        """Every DICOM file is stored or was already there, and the run was not cut short."""
+        return self.stopped is None and all(o.status in (STORED, ALREADY) for o in self.outcomes)
+
+    def to_json(self) -> dict:
+        return {
+            "url": self.url, "journal": self.journal, "ok": self.ok, "stopped": self.stopped,
+            "counts": {"stored": self.count(STORED), "alreadyStored": self.count(ALREADY) + self.done_before,
+                       "failed": self.count(FAILED), "pending": self.count(PENDING),
+                       "notDicom": self.not_dicom, "doneInEarlierRuns": self.done_before},
+            "batches": self.batches, "sentBytes": self.sent_bytes, "seconds": round(self.seconds, 3),
+            "failures": [{"file": o.key, "sopInstanceUid": o.sop_uid, "reason": o.reason, "detail": o.detail}
+                         for o in self.outcomes if o.status in (FAILED, PENDING)],
+        }
+
+
+def already_done(paths: list[Path], entries: dict) -> tuple[int, int] | None:
+    """(stored earlier, not DICOM) when every file under `paths` is journaled as one or the other
+    with its size and time unchanged; None as soon as one is not (the full run decides then)."""
+    stored = not_dicom = 0
+    for found in archive.walk(paths):
+        if isinstance(found, Unusable):
+            return None
+        source, modified = found
+        entry = entries.get(source.key)
+        if entry is None or entry.size != source.size or entry.modified != modified:
+            return None
+        if entry.status in DONE:
+            stored += 1
+        elif entry.status == NOT_DICOM:
+            not_dicom += 1
+        else:
+            return None
+    return stored, not_dicom
+
+
+def render(report: UploadReport, shown: int = 20) -> str:
+    rate = report.count(STORED) / report.seconds if report.seconds else 0.0
+    lines = [f"Upload to {report.url} (journal {report.journal})",
+             f"  stored             {report.count(STORED)}",
+             f"  already stored     {report.count(ALREADY) + report.done_before}"
+             + (f"  ({report.done_before} recorded by earlier runs)" if report.done_before else ""),
+             f"  failed             {report.count(FAILED)}",
+             f"  not sent           {report.count(PENDING)}",
+             f"  not DICOM          {report.not_dicom} (skipped)",
+             f"  {report.batches} request(s), {report.sent_bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
+             f"({rate:.1f} stored/s)"]
+    problems = [o for o in report.outcomes if o.status in (FAILED, PENDING)]
+    if problems:
+        lines.append("Files not stored:")
+        lines += [f"  {o.key}: {o.reason or ''} {o.detail or ''}".rstrip() for o in problems[:shown]]
+        if len(problems) > shown:
+            lines.append(f"  ... and {len(problems) - shown} more (--json lists every one)")
+    if report.stopped:
+        lines.append(f"STOPPED: {report.stopped}")
+        lines.append("  run the same command again: it sends only what is not stored yet")
+    lines.append("OK: every DICOM file is stored" if report.ok else "NOT OK: see above")
+    return "\n".join(lines)
+
