@@ -415,3 +415,10 @@ def test_following_the_queue_retries_a_failed_study_when_it_reappears(local_even
     assert not follower.is_alive()
     assert lines[0].startswith("failed") and any(line.startswith("created") for line in lines)
     assert len(fhir.resources("ImagingStudy")) == 1 and _queued(storage) == 0
+
+
+def test_a_fhir_url_the_token_must_not_reach_is_refused_by_validate(run_cli, write_stack, dev_document):
+    dev_document["config"]["hdsctl:fhirServices"][0]["url"] = "http://fhir.example.org"
+    path = write_stack("dev", dev_document)
+    code, out, err = run_cli("--stacks-dir", str(path.parent), "validate", "--stack", "dev")
+    assert code == EXIT_BAD_INPUT and "hdsctl:fhirServices[0].url" in out + err and "plain http" in out + err

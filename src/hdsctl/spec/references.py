@@ -89,17 +89,19 @@ def _duplicates(where: str, names: list[str], what: str) -> list[SpecProblem]:
 
 
 def _data_plane_urls(spec: EnvironmentSpec) -> list[SpecProblem]:
-    """A DICOM URL gets the DICOM token: only Azure's hosts, loopback, or a trusted host."""
-    from hdsctl.endpoints import EndpointRefused, check_dicom_url
+    """A DICOM or FHIR URL gets that service's token: only Azure's hosts, loopback, or a trusted host."""
+    from hdsctl.endpoints import EndpointRefused, check_dicom_url, check_fhir_url
 
     problems = []
-    for index, service in enumerate(spec.dicom_services):
-        if service.url is None:
-            continue
-        try:
-            check_dicom_url(service.url, spec.trusted_hosts)
-        except EndpointRefused as err:
-            problems.append(SpecProblem(f"hdsctl:dicomServices[{index}].url", str(err)))
+    for kind, services, check in (("dicomServices", spec.dicom_services, check_dicom_url),
+                                  ("fhirServices", spec.fhir_services, check_fhir_url)):
+        for index, service in enumerate(services):
+            if service.url is None:
+                continue
+            try:
+                check(service.url, spec.trusted_hosts)
+            except EndpointRefused as err:
+                problems.append(SpecProblem(f"hdsctl:{kind}[{index}].url", str(err)))
     return problems
 
 
