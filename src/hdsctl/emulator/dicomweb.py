@@ -119,7 +119,7 @@ class DicomWebFront:
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 43264)}))
             elif study_in_path and uids["StudyInstanceUID"] != study_in_path:
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 43265)}))
-            elif method == "POST" and self._stored(sop):
+            elif method == "POST" and self.store.holds(sop):
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 45070)}))
             elif not self._claim(sop):
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 45071)}))
@@ -154,10 +154,6 @@ class DicomWebFront:
         status = 409 if not referenced else 202 if failed else 200
         return status, {"Content-Type": "application/dicom+json"}, json.dumps(answer).encode()
 
-    def _stored(self, sop: str) -> bool:
-        with self.store.lock:
-            return any(i.sop_uid == sop for i in self.store.instances)
-
     def _claim(self, sop: str) -> bool:
         with self._lock:
             if sop in self._in_flight:
@@ -168,8 +164,9 @@ class DicomWebFront:
     def _store_in_engine(self, parts: list[bytes]) -> set[str]:
         """Forward the accepted instances in one STOW to the engine; the SOP UIDs it stored."""
         boundary = f"front-{uuid.uuid4().hex}"
-        body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
-                        for part in parts) + f"--{boundary}--\r\n".encode()
+        head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        pieces = [piece for part in parts for piece in (head, part, b"\r\n")]  # one copy, in the join
+        body = b"".join([*pieces, f"--{boundary}--\r\n".encode()])
         status, _, payload = self.engine.request(
             "POST", "/dicom-web/studies", body,
             {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',

@@ -84,6 +84,11 @@ class Store:
     operations: dict[str, Operation] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _workers: list[threading.Thread] = field(default_factory=list)
+    # The stored SOP Instance UIDs beside the list, so "is it stored?" is not a scan.
+    _uids: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self):
+        self._uids = {i.sop_uid for i in self.instances}
 
     @classmethod
     def seeded(cls, count: int = 2000, seed: int = 7) -> Store:
@@ -211,11 +216,17 @@ class Store:
                 if tag is not None and tag.operation_id == operation.id:
                     tag.status, tag.operation_id = "ready", None
 
+    def holds(self, sop_uid: str) -> bool:
+        with self.lock:
+            return sop_uid in self._uids
+
     def add_instance(self, instance: Instance) -> None:
         """An instance stored after its tags exist is indexed as it arrives, as the service does."""
         with self.lock:
-            self.instances = [i for i in self.instances if i.sop_uid != instance.sop_uid]
+            if instance.sop_uid in self._uids:  # replaced (PUT): the rare, slower path
+                self.instances = [i for i in self.instances if i.sop_uid != instance.sop_uid]
             self.instances.append(instance)
+            self._uids.add(instance.sop_uid)
             for tag in self.tags.values():
                 self._index_value(tag, instance)
 
@@ -223,6 +234,7 @@ class Store:
         """Drop the instances `keep` refuses."""
         with self.lock:
             self.instances = [i for i in self.instances if keep(i)]
+            self._uids = {i.sop_uid for i in self.instances}
 
     def _index(self, operation: Operation, instance: Instance) -> None:
         for path in operation.tag_paths:
