@@ -94,7 +94,6 @@ class DicomClient:
             _, resource = check_dicom_url(base, trusted_hosts)
         except EndpointRefused as err:
             raise errors.InsecureUrl(str(err)) from None
-        self.sends_token = resource is not None
         self.base_url = base
         self.partition = partition
         self.counter = RequestCounter()

@@ -19,7 +19,7 @@ class UploadProgress:
         self._last_line = 0.0
 
     def start(self, instances: int, total_bytes: int, report) -> None:
-        self._total, self._total_bytes, self._started = instances, total_bytes, time.monotonic()
+        self._total, self._started = instances, time.monotonic()
         if report.done_before:
             print(f"  {report.done_before} file(s) already stored in earlier runs (journal {report.journal})",
                   file=self.stream)

@@ -43,10 +43,6 @@ class SyntheticStudy:
     tag_values: dict[str, str] = field(default_factory=dict)  # tag path → value as QIDO matches it
 
     @property
-    def series_uids(self) -> list[str]:
-        return list(dict.fromkeys(i.series_uid for i in self.instances))
-
-    @property
     def multiframe(self) -> SyntheticInstance:
         return next(i for i in self.instances if i.frames > 1)
 

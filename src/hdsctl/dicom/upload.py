@@ -19,7 +19,7 @@ from hdsctl.dicom import archive, errors
 from hdsctl.dicom.archive import Candidate, Unusable
 from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED, Journal, JournalWriteFailed
 from hdsctl.dicom.upload_report import PENDING, Outcome, UploadReport
-from hdsctl.dicom.web import StowResult
+from hdsctl.dicom.web import ALREADY_STORED, StowResult
 from hdsctl.errors import HdsctlError
 
 
@@ -221,8 +221,8 @@ class Upload:
             key, sop, size = candidate.source.key, candidate.sop_uid, candidate.source.size
             if sop in stored:
                 outcomes.append(Outcome(key, STORED, sop, size=size))
-            elif sop in failed and failed[sop].reason == 45070:
-                outcomes.append(Outcome(key, ALREADY, sop, "45070", failed[sop].meaning, size))
+            elif sop in failed and failed[sop].reason == ALREADY_STORED:
+                outcomes.append(Outcome(key, ALREADY, sop, str(ALREADY_STORED), failed[sop].meaning, size))
             elif sop in failed:
                 detail = "; ".join((failed[sop].meaning, *failed[sop].comments))
                 outcomes.append(Outcome(key, FAILED, sop, str(failed[sop].reason), detail, size))

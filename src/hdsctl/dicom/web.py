@@ -143,20 +143,11 @@ class StowResult:
     status: int
     stored: list[StoredInstance] = field(default_factory=list)
     failed: list[FailedInstance] = field(default_factory=list)
-    retrieve_url: str | None = None
-
-    @property
-    def already_stored(self) -> list[FailedInstance]:
-        return [f for f in self.failed if f.reason == ALREADY_STORED]
-
-    @property
-    def refused(self) -> list[FailedInstance]:
-        return [f for f in self.failed if f.reason != ALREADY_STORED]
 
 
 def parse_stow_answer(status: int, body: Any) -> StowResult:
     dataset = body if isinstance(body, dict) else {}
-    result = StowResult(status, retrieve_url=_first(dataset, RETRIEVE_URL))
+    result = StowResult(status)
     for item in _items(dataset, REFERENCED_SOP_SEQUENCE):
         warning = _first(item, WARNING_REASON)
         result.stored.append(StoredInstance(_first(item, SOP_INSTANCE) or "", _first(item, SOP_CLASS) or "",

@@ -22,8 +22,7 @@ from hdsctl import naming
 
 log = logging.getLogger("hdsctl.emulator.events")
 
-CREATED, UPDATED, DELETED = (f"{naming.HEALTH_EVENT_PREFIX}DicomImage{change}"
-                             for change in ("Created", "Updated", "Deleted"))
+CREATED, _, DELETED = naming.DICOM_EVENT_TYPES  # the local service stores and deletes; it never updates
 DEFAULT_PARTITION = "Microsoft.Default"
 # The local workspace the events say they come from (there is no ARM id on loopback).
 LOCAL_WORKSPACE_ID = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
