@@ -121,12 +121,9 @@ class WorkspaceEvents(pulumi.ComponentResource):
                 scope = queue.id
             else:  # an existing account: its queue exists already
                 scope = naming.queue_id(target.account_id, target.queue)
-            kind = roles.STORAGE_QUEUE
-        elif destination.service_bus_queue_id is not None:
-            scope, kind = destination.service_bus_queue_id, roles.SERVICE_BUS_QUEUE
         else:
-            scope, kind = destination.event_hub_id, roles.EVENT_HUB
-        role = roles.sender_role(kind)
+            scope = destination.existing_id
+        role = roles.sender_role(destination.kind)
         made.append(grant(self, f"{label}-sender", scope, principal_id, "ServicePrincipal", role,
                           self._placement.subscription_id, "Event Grid delivers workspace events"))
         return made

@@ -41,7 +41,6 @@ def run_tail(args) -> int:
         read_guarded,
         read_queue,
     )
-    from hdsctl.naming import arm_name
     from hdsctl.spec.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
@@ -66,7 +65,7 @@ def run_tail(args) -> int:
         if not subscription.dead_letter:
             raise EventsUsageError(f"subscription {subscription.name} does not dead-letter (deadLetter: false)")
         container = events.dead_letter
-        account = arm_name(container.account_id) if container.account_id else env.events_storage_account_name
+        account = env.events_account_name(container.account_id)
         target = StorageTarget(account_url(account, "blob", args.blob_url), container.container)
         where = f"dead-letter container {container.container} at {target.account_url}"
         read = read_guarded(lambda: read_dead_letters(target, subscription.name, limit=args.max, emit=emit),
@@ -80,7 +79,7 @@ def run_tail(args) -> int:
                 "Storage "
                 "queues; read it with that service's own tools")
         queue = destination.storage_queue
-        account = arm_name(queue.account_id) if queue.account_id else env.events_storage_account_name
+        account = env.events_account_name(queue.account_id)
         target = StorageTarget(account_url(account, "queue", args.queue_url), queue.queue)
         where = f"queue {queue.queue} at {target.account_url}"
         needs = "Storage Queue Data Message Processor" if args.consume else "Storage Queue Data Reader"

@@ -202,8 +202,7 @@ def _queue_of(env, service, subscription_name: str | None) -> tuple[str, str]:
                              "a "
                              f"Storage queue (found: {names}); name it with --subscription")
     queue = destinations[queued[0].destination].storage_queue
-    account = naming.arm_name(queue.account_id) if queue.account_id else env.events_storage_account_name
-    return account, queue.queue
+    return env.events_account_name(queue.account_id), queue.queue
 
 
 def _ensure(queue) -> None:

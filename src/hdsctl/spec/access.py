@@ -90,14 +90,11 @@ def event_grants(env, subscription_id: str) -> list[tuple[Scope, roles.BuiltinRo
     for destination in events.destinations:
         if destination.name not in used:
             continue
-        if destination.storage_queue is not None:
-            queue = destination.storage_queue
-            scope_id, kind = naming.queue_id(queue.account_id or own_account, queue.queue), roles.STORAGE_QUEUE
-        elif destination.service_bus_queue_id is not None:
-            scope_id, kind = destination.service_bus_queue_id, roles.SERVICE_BUS_QUEUE
-        else:
-            scope_id, kind = destination.event_hub_id, roles.EVENT_HUB
-        grants.append((Scope(f"events:{destination.name}", kind, scope_id), roles.sender_role(kind)))
+        queue = destination.storage_queue
+        scope_id = (naming.queue_id(queue.account_id or own_account, queue.queue) if queue
+                    else destination.existing_id)
+        grants.append((Scope(f"events:{destination.name}", destination.kind, scope_id),
+                       roles.sender_role(destination.kind)))
     if any(s.dead_letter for s in events.subscriptions):
         container = events.dead_letter
         scope_id = naming.container_id(container.account_id or own_account, container.container)

@@ -50,6 +50,11 @@ class Environment:
         return (events and events.storage_account_name) or naming.default_events_storage_account_name(
             self.spec.naming.prefix, self.name)
 
+    def events_account_name(self, account_id: str | None) -> str:
+        """The account a queue or dead-letter container of hdsctl:events lives in: the one named
+        by id, else the environment's events account."""
+        return naming.arm_name(account_id) if account_id else self.events_storage_account_name
+
     def dicom_storage_account_name(self, service) -> str | None:
         storage = service.storage
         if storage is None:

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
-from hdsctl import naming
+from hdsctl import naming, roles
 from hdsctl.dicomtags import TagDefinition, TagRuleError, check_tag
 from hdsctl.naming import PUBLIC_ARM_ENDPOINT
 
@@ -430,6 +430,18 @@ class EventDestination(Model):
             raise ValueError("a destination is exactly one of storageQueue, serviceBusQueueId or eventHubId"
                              + (f" (given: {', '.join(given)})" if given else ""))
         return self
+
+    @property
+    def kind(self) -> str:
+        """The role table's scope kind of this destination (storage-queue, service-bus-queue, event-hub)."""
+        if self.storage_queue is not None:
+            return roles.STORAGE_QUEUE
+        return roles.SERVICE_BUS_QUEUE if self.service_bus_queue_id is not None else roles.EVENT_HUB
+
+    @property
+    def existing_id(self) -> str | None:
+        """The id of a Service Bus queue or Event Hub destination (a Storage queue has none of its own)."""
+        return self.service_bus_queue_id or self.event_hub_id
 
 
 class DeadLetterContainer(Model):
