@@ -1,4 +1,5 @@
-"""The one retry policy of every hdsctl client (DICOM data plane, Resource Manager, Graph).
+"""The pipeline policies every hdsctl client shares: the one retry policy (DICOM data plane,
+FHIR, Resource Manager, Graph), and a counter of the requests each client put on the wire.
 
 Azure throttles for tens of seconds, and a CI job must still end. So retries are bounded by
 time, not by counts: 408, 429, 500, 502, 503, 504 and dropped connections are retried with
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core.pipeline.policies import RetryPolicy
+from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_BUDGET_SECONDS = 300.0
@@ -155,3 +158,23 @@ def _where(url: str) -> str:
     """Host and path only: query strings may carry ids a log does not need."""
     parts = urlsplit(url)
     return f"{parts.hostname}{parts.path}"
+
+
+class RequestCounter(SansIOHTTPPolicy):
+    """Counts every request put on the wire (retries included), by method."""
+
+    def __init__(self) -> None:
+        self.by_method: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def on_request(self, request) -> None:
+        with self._lock:
+            self.by_method[request.http_request.method.upper()] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_method.values())
+
+    @property
+    def writes(self) -> int:
+        return sum(n for method, n in self.by_method.items() if method in {"POST", "PATCH", "PUT", "DELETE"})

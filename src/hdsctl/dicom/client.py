@@ -8,8 +8,6 @@ logging that redacts the Authorization header.
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.policies import (
     BearerTokenCredentialPolicy,
     HttpLoggingPolicy,
-    SansIOHTTPPolicy,
     UserAgentPolicy,
 )
 from azure.core.rest import HttpRequest, HttpResponse
@@ -37,31 +34,11 @@ from hdsctl.dicom.models import (
 from hdsctl.dicom.web import MultipartBody, StowResult, parse_stow_answer, split_multipart
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
-from hdsctl.retry import Budget, BudgetRetryPolicy
+from hdsctl.retry import Budget, BudgetRetryPolicy, RequestCounter
 
 API_VERSIONS = ("v1", "v2")
 PAGE_LIMIT = 200
 CHANGE_FEED_LIMIT = 200  # the v2 change feed's largest page
-
-
-class RequestCounter(SansIOHTTPPolicy):
-    """Counts every request put on the wire (retries included), by method."""
-
-    def __init__(self) -> None:
-        self.by_method: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def on_request(self, request) -> None:
-        with self._lock:
-            self.by_method[request.http_request.method.upper()] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_method.values())
-
-    @property
-    def writes(self) -> int:
-        return sum(n for method, n in self.by_method.items() if method in {"POST", "PATCH", "PUT", "DELETE"})
 
 
 def split_service_url(url: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 from hdsctl import __version__
 from hdsctl.endpoints import EndpointRefused, check_fhir_url
 from hdsctl.errors import EXIT_BAD_INPUT, BadInput, HdsctlError
-from hdsctl.retry import Budget, BudgetRetryPolicy
+from hdsctl.retry import Budget, BudgetRetryPolicy, RequestCounter
 
 FHIR_JSON = "application/fhir+json"
 
@@ -49,9 +49,9 @@ class FhirClient:
             scope = check_fhir_url(self.base_url, trusted_hosts)
         except EndpointRefused as err:
             raise FhirUrlRefused(str(err)) from None
-        self.requests = 0
+        self.counter = RequestCounter()
         policies: list[Any] = [UserAgentPolicy(f"hdsctl/{__version__}"),
-                               BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor)]
+                               BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor), self.counter]
         if scope is not None:
             if credential is None:
                 from hdsctl.credentials import FHIR, credential_for
@@ -60,6 +60,11 @@ class FhirClient:
             policies.append(BearerTokenCredentialPolicy(credential, scope))
         policies.append(HttpLoggingPolicy())
         self._client = PipelineClient(base_url=self.base_url, policies=policies)
+
+    @property
+    def requests(self) -> int:
+        """Requests put on the wire, retries included."""
+        return self.counter.total
 
     def close(self) -> None:
         self._client.close()
@@ -87,7 +92,6 @@ class FhirClient:
     def _send(self, method: str, url: str, *, params=None, json_body=None) -> HttpResponse:
         headers = {"Accept": FHIR_JSON, **({"Content-Type": FHIR_JSON} if json_body else {})}
         request = HttpRequest(method, url, params=params, json=json_body, headers=headers)
-        self.requests += 1
         try:
             response = self._client.send_request(request)
         except (ServiceRequestError, ServiceResponseError) as err:
