@@ -312,3 +312,14 @@ def test_a_throttled_stow_is_sent_again_whole(local_dicom):
         posts = [r for r in local_dicom.requests[start:] if r.method == "POST"]
         assert [r.status for r in posts] == [503, 503, 200]
         assert client.delete(study.study_uid)
+
+
+def test_a_part_cut_short_inside_its_header_is_refused_and_the_next_part_is_stored(client):
+    cut_study, whole_study = synthetic_study(instances_per_series=1), synthetic_study(instances_per_series=1)
+    data = cut_study.instances[0].data
+    cut = data[:data.find(b"\xe0\x7f\x10\x00") - 40]  # ends inside the elements before the pixel data
+    result = client.store([cut, whole_study.instances[0].data])
+    assert result.status == 202 and [f.reason for f in result.failed] == [43264]
+    assert [s.sop_instance_uid for s in result.stored] == [whole_study.instances[0].sop_uid]
+    assert client.search("instances", study=cut_study.study_uid) == []
+    assert client.delete(whole_study.study_uid)

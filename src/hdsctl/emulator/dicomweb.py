@@ -26,27 +26,12 @@ from urllib.parse import quote
 from pydicom.uid import ImplicitVRLittleEndian
 
 from hdsctl.emulator.events import CREATED, DELETED, Change
-from hdsctl.emulator.instances import Instance
+from hdsctl.emulator.instances import Instance, index_values
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.store import ApiError, Store
 
-NOT_INDEXED_VRS = {"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 EXPIRY_HEADERS = ("msdicom-expiry-time-milliseconds", "msdicom-expiry-option", "msdicom-expiry-level")
 LEVEL_KEYS = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}
-
-
-def index_values(dataset) -> dict[str, str]:
-    """Top-level values as text, keyed by 8-hex tag path, the way the index stores them."""
-    from pydicom.multival import MultiValue
-
-    values = {}
-    for element in dataset:
-        if element.VR in NOT_INDEXED_VRS or element.value is None or element.tag.group == 0x7FE0:
-            continue
-        value = element.value
-        text = "\\".join(map(str, value)) if isinstance(value, (MultiValue, list, tuple)) else str(value)
-        values[f"{int(element.tag):08X}"] = text
-    return values
 
 
 def _item(sop_class: str, sop: str, **extra) -> dict:
@@ -101,12 +86,16 @@ class DicomWebFront:
     def stow(self, method: str, base: str, study_in_path: str | None, headers, body: bytes):
         import pydicom
 
-        parts = _parts(headers.get("Content-Type", ""), body)
+        boundary, spans = _parts(headers.get("Content-Type", ""), body)
         expiry_ms = _expiry(headers)
+        reader = io.BytesIO(body)  # shares the body's bytes: each header is parsed where it lies
         referenced, failed, accepted, changes = [], [], [], []
-        for part in parts:
+        for start, end in spans:
+            reader.seek(start)
             try:
-                dataset = pydicom.dcmread(io.BytesIO(part), stop_before_pixels=True)
+                dataset = pydicom.dcmread(reader, stop_before_pixels=True)
+                if reader.tell() > end:
+                    raise EOFError("the header runs past the end of the part")
             except Exception as err:
                 failed.append(_item("", "", **{"00081197": ("US", 43264),
                                                 "00000902": ("LO", f"not a DICOM Part 10 file: {err}"[:64])}))
@@ -124,26 +113,30 @@ class DicomWebFront:
             elif not self._claim(sop):
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 45071)}))
             else:
-                accepted.append((part, dataset))
+                header = body[start:min(reader.tell(), end)]
+                accepted.append(((start, end), Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"],
+                                                        sop, header=header), sop_class))
         try:
             if accepted:
-                stored = self._store_in_engine([part for part, _ in accepted])
-                for _, dataset in accepted:
-                    sop, sop_class = str(dataset.SOPInstanceUID), str(dataset.SOPClassUID)
+                if boundary and len(accepted) == len(spans):
+                    stored = self._store_in_engine(body, boundary)  # as it came: no copy
+                else:
+                    whole = memoryview(body)
+                    stored = self._store_in_engine(*_multipart([whole[a:b] for (a, b), _, _ in accepted]))
+                for _, instance, sop_class in accepted:
+                    sop = instance.sop_uid
                     if sop not in stored:
                         failed.append(_item(sop_class, sop, **{"00081197": ("US", 272)}))
                         continue
-                    instance = self._instance(dataset)
                     self.store.add_instance(instance)
-                    url = (f"{base}/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
-                           f"/instances/{sop}")
+                    url = f"{base}/studies/{instance.study_uid}/series/{instance.series_uid}/instances/{sop}"
                     referenced.append(_item(sop_class, sop, **{"00081190": ("UR", url)}))
-                    self._schedule(str(dataset.StudyInstanceUID), expiry_ms)
+                    self._schedule(instance.study_uid, expiry_ms)
                     changes.append(instance)
         finally:
             self._announce(CREATED, changes)
             with self._lock:
-                self._in_flight -= {str(dataset.SOPInstanceUID) for _, dataset in accepted}
+                self._in_flight -= {instance.sop_uid for _, instance, _ in accepted}
         answer: dict = {}
         if study_in_path and referenced:
             answer["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study_in_path}"]}
@@ -161,12 +154,9 @@ class DicomWebFront:
             self._in_flight.add(sop)
             return True
 
-    def _store_in_engine(self, parts: list[bytes]) -> set[str]:
-        """Forward the accepted instances in one STOW to the engine; the SOP UIDs it stored."""
-        boundary = f"front-{uuid.uuid4().hex}"
-        head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-        pieces = [piece for part in parts for piece in (head, part, b"\r\n")]  # one copy, in the join
-        body = b"".join([*pieces, f"--{boundary}--\r\n".encode()])
+    def _store_in_engine(self, body: bytes, boundary: str) -> set[str]:
+        """Store a multipart body of accepted instances with one STOW to the engine; the SOP UIDs
+        it stored."""
         status, _, payload = self.engine.request(
             "POST", "/dicom-web/studies", body,
             {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
@@ -345,11 +335,12 @@ def _at(rest: list[str], index: int) -> str | None:
     return rest[index] if len(rest) > index else None
 
 
-def _parts(content_type: str, body: bytes) -> list[bytes]:
-    """The instances of a STOW body (multipart/related, or one application/dicom file)."""
+def _parts(content_type: str, body: bytes) -> tuple[str | None, list[tuple[int, int]]]:
+    """The boundary of a STOW body and where each instance lies in it (multipart/related, or
+    one application/dicom file: no boundary, one span)."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == "application/dicom":
-        return [body]
+        return None, [(0, len(body))]
     if kind != "multipart/related":
         raise ApiError(415, f"The content type '{content_type}' is not supported; use multipart/related; "
                             "type=\"application/dicom\".")
@@ -358,26 +349,34 @@ def _parts(content_type: str, body: bytes) -> list[bytes]:
                      if key.strip().lower() == "boundary"), None)
     if not boundary:
         raise ApiError(400, "The multipart content type has no boundary.")
-    return _split_on(body, f"--{boundary}".encode())
+    return boundary, _split_on(body, f"--{boundary}".encode())
 
 
-def _split_on(body: bytes, delimiter: bytes) -> list[bytes]:
-    """The payloads between delimiter lines, headers stripped: one pass with bytes.find (the
-    standard library's email parser takes a second per 15 MB)."""
-    parts = []
+def _split_on(body: bytes, delimiter: bytes) -> list[tuple[int, int]]:
+    """Where the payloads between delimiter lines lie, headers stripped: one pass with bytes.find
+    (the standard library's email parser takes a second per 15 MB), and no copy."""
+    spans = []
     start = body.find(delimiter)
     if start < 0:
         raise ApiError(400, "The multipart body holds no part.")
     while True:
         start += len(delimiter)
         if body[start:start + 2] == b"--":
-            return parts
+            return spans
         headers_end = body.find(b"\r\n\r\n", start)
         end = body.find(b"\r\n" + delimiter, headers_end)
         if headers_end < 0 or end < 0:
             raise ApiError(400, "The multipart body is cut short.")
-        parts.append(body[headers_end + 4:end])
+        spans.append((headers_end + 4, end))
         start = end + 2
+
+
+def _multipart(parts: list) -> tuple[bytes, str]:
+    """A multipart/related body of these instances, and its boundary."""
+    boundary = f"front-{uuid.uuid4().hex}"
+    head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+    pieces = [piece for part in parts for piece in (head, part, b"\r\n")]
+    return b"".join([*pieces, f"--{boundary}--\r\n".encode()]), boundary
 
 
 def _expiry(headers) -> int | None:

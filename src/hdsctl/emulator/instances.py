@@ -44,12 +44,39 @@ def value_error(vr: str, value: str) -> str | None:
     return None
 
 
+NOT_INDEXED_VRS = {"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+
+
+def index_values(dataset) -> dict[str, str]:
+    """Top-level values as text, keyed by 8-hex tag path, the way the index stores them."""
+    from pydicom.multival import MultiValue
+
+    values = {}
+    for element in dataset:
+        if element.VR in NOT_INDEXED_VRS or element.value is None or element.tag.group == 0x7FE0:
+            continue
+        value = element.value
+        text = "\\".join(map(str, value)) if isinstance(value, (MultiValue, list, tuple)) else str(value)
+        values[f"{int(element.tag):08X}"] = text
+    return values
+
+
 @dataclass
 class Instance:
     study_uid: str
     series_uid: str
     sop_uid: str
-    values: dict[str, str] = field(default_factory=dict)
+    known_values: dict[str, str] | None = None
+    header: bytes = field(default=b"", repr=False)  # the stored file up to its pixel data
+
+    @property
+    def values(self) -> dict[str, str]:
+        """The indexed values: read from the header when a reindex or a search first asks, not
+        on the upload's path (converting every element of every header is the front's largest
+        cost per instance)."""
+        if self.known_values is None:
+            self.known_values = header_values(self.header)
+        return self.known_values
 
     def uid_at(self, resource: str) -> str:
         """The UID that identifies it among QIDO results of `resource` (studies, series, instances)."""
@@ -76,3 +103,13 @@ def synthetic_instances(count: int, seed: int = 7) -> list[Instance]:
                     {**study_values, **series_values},
                 ))
     return instances
+
+
+def header_values(header: bytes) -> dict[str, str]:
+    import io
+
+    import pydicom
+
+    if not header:
+        return {}
+    return index_values(pydicom.dcmread(io.BytesIO(header), stop_before_pixels=True, force=True))
