@@ -35,6 +35,7 @@ from hdsctl.dicom.web import MultipartBody, StowResult, parse_stow_answer, split
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
 from hdsctl.retry import Budget, BudgetRetryPolicy, RequestCounter
+from hdsctl.transport import bulk_transport
 
 API_VERSIONS = ("v1", "v2")
 PAGE_LIMIT = 200
@@ -89,7 +90,7 @@ class DicomClient:
                 credential = credential_for(DICOM, scope)
             policies.append(BearerTokenCredentialPolicy(credential, scope))
         policies.append(HttpLoggingPolicy())
-        self._client = PipelineClient(base_url=base, policies=policies)
+        self._client = PipelineClient(base_url=base, policies=policies, transport=bulk_transport())
 
     def close(self) -> None:
         self._client.close()

@@ -83,17 +83,17 @@ class MultipartBody(io.RawIOBase):
         while self._index < len(self._pieces):
             piece = self._pieces[self._index]
             if isinstance(piece, bytes):
-                chunk = piece[self._offset:self._offset + len(view)]
+                count = min(len(view), len(piece) - self._offset)
+                view[:count] = piece[self._offset:self._offset + count]
             else:
                 if self._file is None:
                     # closed when the part ends
                     self._file = open(piece, "rb") if isinstance(piece, (str, Path)) else piece.open()  # noqa: SIM115
-                chunk = self._file.read(len(view))
-            if chunk:
-                view[:len(chunk)] = chunk
-                self._offset += len(chunk)
-                self._position += len(chunk)
-                return len(chunk)
+                count = self._file.readinto(view)  # straight into the transport's block
+            if count:
+                self._offset += count
+                self._position += count
+                return count
             self._close_file()
             self._index, self._offset = self._index + 1, 0
         return 0
