@@ -61,6 +61,7 @@ def test_an_archive_is_stored_and_a_second_run_sends_nothing(run_cli, stack, loc
     assert code == EXIT_OK, report
     assert report["counts"]["stored"] == len(files) + 3 and report["counts"]["notDicom"] == 1
     assert report["batches"] == 3  # one study each
+    assert 0 < report["scanSeconds"] <= report["seconds"]  # the headers are read before sending
     with DicomClient(local_dicom.url) as client:
         for path, instance in files:
             assert client.search("instances", {"SOPInstanceUID": instance.sop_uid}), path

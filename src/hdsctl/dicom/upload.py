@@ -126,6 +126,7 @@ class Upload:
         report = UploadReport(url, str(self.journal.path))
         started = time.perf_counter()
         candidates = self.scan(paths, report)
+        report.scan_seconds = time.perf_counter() - started
         conflicts = {o.sop_uid for o in report.outcomes if o.reason == "conflict"}
         report.outcomes += [Outcome(c.source.key, FAILED, c.sop_uid, "conflict",
                                     "another file in the archive has this SOPInstanceUID with other content",

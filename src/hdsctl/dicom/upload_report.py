@@ -34,6 +34,7 @@ class UploadReport:
     batches: int = 0
     sent_bytes: int = 0
     seconds: float = 0.0
+    scan_seconds: float = 0.0  # of `seconds`, reading the archive's headers before sending
     stopped: str | None = None  # why the run ended early
 
     def count(self, status: str) -> int:
@@ -51,6 +52,7 @@ class UploadReport:
                        "failed": self.count(FAILED), "pending": self.count(PENDING),
                        "notDicom": self.not_dicom, "doneInEarlierRuns": self.done_before},
             "batches": self.batches, "sentBytes": self.sent_bytes, "seconds": round(self.seconds, 3),
+            "scanSeconds": round(self.scan_seconds, 3),
             "failures": [{"file": o.key, "sopInstanceUid": o.sop_uid, "reason": o.reason, "detail": o.detail}
                          for o in self.outcomes if o.status in (FAILED, PENDING)],
         }
@@ -86,7 +88,7 @@ def render(report: UploadReport, shown: int = 20) -> str:
              f"  not sent           {report.count(PENDING)}",
              f"  not DICOM          {report.not_dicom} (skipped)",
              f"  {report.batches} request(s), {report.sent_bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
-             f"({rate:.1f} stored/s)"]
+             f"({rate:.1f} stored/s; headers scanned in {report.scan_seconds:.1f} s)"]
     problems = [o for o in report.outcomes if o.status in (FAILED, PENDING)]
     if problems:
         lines.append("Files not stored:")
