@@ -263,3 +263,28 @@ def test_extended_query_tags_run_after_the_service_and_its_role_assignments(max_
     assert f"{ROLE}::maxhws-readers-dicom-data-reader" in tags.depends_on  # granted on the workspace
     # No tags declared on dicom-research: no resource for it.
     assert all(r.parent != "hdsctl:health:DicomService::dicom-research" for r in of_type(max_plan, TAGS))
+
+
+def test_azure_packages_load_only_the_modules_the_program_uses_and_the_rest_on_demand():
+    """A fresh interpreter: the program's components enter pulumi-azure-native's packages without
+    their 300-module __init__, yet any other name of a package still resolves, to the same module."""
+    import subprocess
+    import sys
+
+    probe = """
+import sys
+import hdsctl.components.private_link  # network: private endpoints and DNS zone groups only
+import pulumi_azure_native
+network = sys.modules["pulumi_azure_native.network"]
+loaded = sorted(m for m in sys.modules if m.startswith("pulumi_azure_native.network."))
+assert network.PrivateEndpoint.__module__ == "pulumi_azure_native.network.private_endpoint"
+assert "pulumi_azure_native.network.virtual_wan" not in sys.modules, loaded
+assert len(loaded) < 10, loaded
+from pulumi_azure_native import network as again
+assert again is network and pulumi_azure_native.network is network
+assert network.VirtualWan.__module__ == "pulumi_azure_native.network.virtual_wan"  # loads the rest
+assert "pulumi_azure_native.network.vpn_site" in sys.modules
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import healthcareapis
 
+from hdsctl.components.azure import package
 from hdsctl.components.extended_query_tags import ExtendedQueryTags
 from hdsctl.components.shared import (
     Binding,
@@ -16,6 +16,8 @@ from hdsctl.components.shared import (
     with_user_identity,
 )
 from hdsctl.spec.model import DicomService
+
+healthcareapis = package("healthcareapis", "dicom_service")
 
 DICOM_LOG_CATEGORIES = ("AuditLogs", "DiagnosticLogs")
 

@@ -8,12 +8,18 @@ Microsoft's own template does).
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import managedidentity, network, privatedns, storage
 
 from hdsctl import naming, roles
+from hdsctl.components.azure import package
 from hdsctl.components.shared import Placement, grant
 from hdsctl.spec.model import DicomStorage, PrivateNetworking
 from hdsctl.spec.private_dns import STORAGE_ZONES
+
+managedidentity = package("managedidentity", "user_assigned_identity")
+network = package("network", "private_endpoint", "private_dns_zone_group")
+privatedns = package("privatedns", "private_zone", "virtual_network_link")
+storage = package("storage", "storage_account", "blob_container", "blob_service_properties",
+                  "management_policy")
 
 
 def storage_dns_zones(parent: pulumi.Resource, networking: PrivateNetworking, placement: Placement,

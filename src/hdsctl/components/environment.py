@@ -28,7 +28,9 @@ class ImagingEnvironment(pulumi.ComponentResource):
 
         self.resource_group_name = pulumi.Output.from_input(env.resource_group_name)
         if spec.resource_group.create:
-            from pulumi_azure_native import resources
+            from hdsctl.components.azure import package
+
+            resources = package("resources", "resource_group")
 
             group = resources.ResourceGroup(
                 env.resource_group_name,

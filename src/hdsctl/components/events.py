@@ -10,13 +10,16 @@ subscriptions, then the topic and the workspace, the order Microsoft documents.
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import eventgrid, storage
 
 from hdsctl import naming, roles
+from hdsctl.components.azure import package
 from hdsctl.components.shared import Placement, grant
 from hdsctl.spec.load import Environment
 from hdsctl.spec.model import EventDestination, EventSubscription
 from hdsctl.spec.references import event_kinds
+
+eventgrid = package("eventgrid", "system_topic", "system_topic_event_subscription")
+storage = package("storage", "storage_account", "blob_container", "queue")
 
 # Delivery and dead-lettering use the topic's own managed identity: no keys, no SAS.
 SYSTEM_IDENTITY = "SystemAssigned"

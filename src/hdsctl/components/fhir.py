@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import healthcareapis
 
 from hdsctl import naming
+from hdsctl.components.azure import package
 from hdsctl.components.dicom import SERVICE_TIMEOUTS
 from hdsctl.components.shared import (
     Binding,
@@ -16,6 +16,8 @@ from hdsctl.components.shared import (
     identity_args,
 )
 from hdsctl.spec.model import FhirService
+
+healthcareapis = package("healthcareapis", "fhir_service")
 
 FHIR_LOG_CATEGORIES = ("AuditLogs",)
 

@@ -6,11 +6,14 @@ Private link is set once on the workspace and covers every DICOM and FHIR servic
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import network, privatedns
 
 from hdsctl import naming
+from hdsctl.components.azure import package
 from hdsctl.spec.model import PrivateNetworking
 from hdsctl.spec.private_dns import PRIVATE_ENDPOINT_GROUP_ID, expected_zone_names
+
+network = package("network", "private_endpoint", "private_dns_zone_group")
+privatedns = package("privatedns", "private_zone", "virtual_network_link")
 
 
 class WorkspacePrivateLink(pulumi.ComponentResource):

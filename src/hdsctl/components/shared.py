@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import authorization, monitor
 
 from hdsctl import naming, roles
+from hdsctl.components.azure import package
 from hdsctl.spec.access import Binding
 from hdsctl.spec.model import Cors, CustomerManagedKey, Diagnostics, Identity
+
+authorization = package("authorization", "role_assignment", "management_lock_by_scope", "get_client_config")
+monitor = package("monitor", "diagnostic_setting")
 
 
 @dataclass(frozen=True)

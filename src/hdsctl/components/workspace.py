@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import authorization, healthcareapis
 
+from hdsctl.components.azure import package
 from hdsctl.components.shared import Binding, assign_roles
+
+authorization = package("authorization", "management_lock_by_scope")
+healthcareapis = package("healthcareapis", "workspace")
 
 
 class HealthWorkspace(pulumi.ComponentResource):
