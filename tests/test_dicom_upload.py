@@ -3,6 +3,7 @@ named, and a second run sends only what is missing."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from hdsctl.dicom import errors
 from hdsctl.dicom.archive import Candidate, Source
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.journal import Journal
+from hdsctl.dicom.progress import UploadProgress
 from hdsctl.dicom.synthetic import IMPLICIT_VR_LITTLE_ENDIAN, synthetic_study
 from hdsctl.dicom.upload import Options, Upload, plan_batches
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -275,3 +277,26 @@ def test_a_rerun_of_an_archive_the_journal_holds_whole_reads_neither_stack_model
     stack.write_text(stack.read_text() + "\n# reviewed\n")  # so does a changed stack file
     _, imported, _ = run()
     assert "hdsctl.spec.model" in imported
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), Terminal()], ids=["ci-log", "terminal"])
+def test_progress_shows_the_header_scan_then_rates_and_counts(local_dicom, tmp_path, stream):
+    folder = tmp_path / "progress"
+    files = write_studies(folder, studies=2, per_series=2)
+    journal = Journal(tmp_path / "j.db", local_dicom.url)
+    progress = UploadProgress(stream, plain_every=0)
+    report = Upload(lambda: DicomClient(local_dicom.url), journal, Options(), progress).run([folder],
+                                                                                          local_dicom.url)
+    journal.close()
+    shown = stream.getvalue()
+    assert report.ok and "reading headers" in shown and f"{len(files)} file" in shown
+    assert "inst/s" in shown and "MB/s" in shown and f"stored {len(files)}" in shown
+    if isinstance(stream, Terminal):  # tqdm redraws its bars in place
+        assert "\r" in shown
+    else:
+        assert "\r" not in shown and f"{len(files)}/{len(files)} instances" in shown

@@ -1,5 +1,6 @@
 """Upload progress: a live bar on a terminal (tqdm), a plain line every few seconds elsewhere
-(CI logs), both with instances/s, MB/s and the stored / already / failed counts."""
+(CI logs), both with instances/s, MB/s and the stored / already / failed counts. Before that,
+the count of files whose headers are read: on a large archive the scan takes minutes."""
 
 from __future__ import annotations
 
@@ -10,15 +11,31 @@ PLAIN_EVERY_SECONDS = 5.0
 
 
 class UploadProgress:
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, plain_every: float = PLAIN_EVERY_SECONDS):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self._bar = None
+        self.plain_every = plain_every
+        self._bar = self._scan_bar = None
         self._done = self._bytes = 0
         self._counts = {"stored": 0, "already": 0, "failed": 0}
-        self._last_line = 0.0
+        self._last_line = time.monotonic()
+
+    def scanned(self, files: int) -> None:
+        """`files` looked at so far, DICOM or not."""
+        if self.tty:
+            if self._scan_bar is None:
+                from tqdm import tqdm
+
+                self._scan_bar = tqdm(unit=" files", file=self.stream, dynamic_ncols=True,
+                                      desc="reading headers")
+            self._scan_bar.update(files - self._scan_bar.n)
+        elif time.monotonic() - self._last_line >= self.plain_every:
+            self._last_line = time.monotonic()
+            print(f"  reading headers: {files} file(s) so far", file=self.stream, flush=True)
 
     def start(self, instances: int, total_bytes: int, report) -> None:
+        if self._scan_bar is not None:
+            self._scan_bar.close()
         self._total, self._started = instances, time.monotonic()
         if report.done_before:
             print(f"  {report.done_before} file(s) already stored in earlier runs (journal {report.journal})",
@@ -43,10 +60,11 @@ class UploadProgress:
         if self._bar is not None:
             self._bar.update(len(outcomes))
             self._bar.set_postfix_str(f"{rates}; {counts}")
-        elif time.monotonic() - self._last_line >= PLAIN_EVERY_SECONDS or self._done == self._total:
+        elif time.monotonic() - self._last_line >= self.plain_every or self._done == self._total:
             self._last_line = time.monotonic()
             print(f"  {self._done}/{self._total} instances ({rates}): {counts}", file=self.stream, flush=True)
 
     def finish(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        for bar in (self._scan_bar, self._bar):
+            if bar is not None:
+                bar.close()

@@ -69,7 +69,9 @@ class Upload:
         done = self.journal.entries()
         first_seen: dict[str, Candidate] = {}
         to_send, not_dicom = [], []
-        for found in archive.walk(paths):
+        for seen, found in enumerate(archive.walk(paths), 1):
+            if self.progress:
+                self.progress.scanned(seen)
             modified = None  # known for files the walk found, not for what it refused
             if not isinstance(found, Unusable):
                 source, modified = found
