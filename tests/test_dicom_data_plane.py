@@ -256,6 +256,22 @@ def test_files_kept_with_data_are_served_again_after_a_restart(tmp_path):
         assert again.status == 409 and again.failed[0].reason == ALREADY_STORED
 
 
+def test_a_store_while_the_engine_is_down_is_503_and_nothing_is_recorded_stored(local_dicom):
+    """(`local_dicom` only makes the test skip visibly where the engine is not installed.)"""
+    from hdsctl.dicom.errors import ServiceBusy
+    from hdsctl.emulator.orthanc import OrthancEngine
+    from hdsctl.emulator.server import Emulator
+    from hdsctl.retry import Budget
+
+    study = synthetic_study(instances_per_series=1)
+    with Emulator(engine=OrthancEngine()) as emulator:
+        emulator.engine.stop()  # the engine goes away under the running service
+        with (DicomClient(emulator.url, budget=Budget(per_request=1), retry_backoff_factor=0.01) as client,
+              pytest.raises(ServiceBusy, match="the local engine did not store the instances")):
+            client.store([i.data for i in study.instances])
+        assert not any(emulator.store.holds(i.sop_uid) for i in study.instances)
+
+
 def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom):
     """(`local_dicom` only makes the test skip visibly where the engine is not installed.)"""
     import os

@@ -5,6 +5,7 @@ Orthanc's differ:
   other than the URL's is 43265, a file that is not Part 10, lacks a required UID or uses an
   implicit-VR transfer syntax is 43264; 200 all stored, 202 partly, 409 none. The expiry
   headers (`msdicom-expiry-*`) delete the study when due; a later STOW without them cancels.
+  An engine that cannot be reached is a 503.
 - QIDO: an attribute that is neither searchable by default nor a ready, enabled extended query
   tag is a 400 naming it; extended query tags are matched on the values indexed at store time.
 - DELETE: through the engine's REST API (its DICOMweb DELETE is not served); 404 when absent.
@@ -157,10 +158,13 @@ class DicomWebFront:
     def _store_in_engine(self, body: bytes, boundary: str) -> set[str]:
         """Store a multipart body of accepted instances with one STOW to the engine; the SOP UIDs
         it stored."""
-        status, _, payload = self.engine.request(
-            "POST", "/dicom-web/studies", body,
-            {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-             "Accept": "application/dicom+json"})
+        try:
+            status, _, payload = self.engine.request(
+                "POST", "/dicom-web/studies", body,
+                {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+                 "Accept": "application/dicom+json"})
+        except OSError as err:  # the engine is gone: the service says so, as Azure's does with a 503
+            raise ApiError(503, f"the local engine did not store the instances ({err})") from None
         if status >= 500 or not payload:
             raise ApiError(503, f"the local engine did not store the instances ({status})")
         answer = json.loads(payload)
