@@ -81,17 +81,25 @@ def hdsctl_upload(url: str, folder: Path, journal: Path, stacks: Path) -> tuple[
             report["seconds"] - report["scanSeconds"])
 
 
-def engine_ceiling(engine: OrthancEngine, files: list[Path], threads: int) -> float:
-    def post(path: Path) -> None:
-        request = urllib.request.Request(f"{engine.url}/instances", data=path.read_bytes(), method="POST",
-                                         headers={"Content-Type": "application/dicom"})
+def post_all(url: str, items: list, make_body, threads: int) -> float:
+    """Seconds to POST a body made of each item ((bytes, content type), made when its turn
+    comes), `threads` at a time; each answer must be 200."""
+    def post(item) -> None:
+        data, kind = make_body(item)
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": kind, "Accept": "application/dicom+json"})
         with urllib.request.urlopen(request) as answer:
             assert answer.status == 200
 
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        list(pool.map(post, files))
+        list(pool.map(post, items))
     return time.perf_counter() - started
+
+
+def engine_ceiling(engine: OrthancEngine, files: list[Path], threads: int) -> float:
+    return post_all(f"{engine.url}/instances", files, lambda path: (path.read_bytes(), "application/dicom"),
+                    threads)
 
 
 def engine_stow(engine: OrthancEngine, files: list[Path], concurrency: int = 4,
@@ -104,21 +112,14 @@ def engine_stow(engine: OrthancEngine, files: list[Path], concurrency: int = 4,
             batches.append([])
         batches[-1].append(path)
 
-    def send(batch: list[Path]) -> None:
+    def multipart(batch: list[Path]) -> tuple[bytes, str]:
         boundary = f"bench-{uuid.uuid4().hex}"
         body = b"".join(piece for path in batch for piece in (
             f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(), path.read_bytes(), b"\r\n"))
-        body += f"--{boundary}--\r\n".encode()
-        request = urllib.request.Request(f"{engine.dicomweb}/studies", data=body, method="POST", headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json"})
-        with urllib.request.urlopen(request) as answer:
-            assert answer.status == 200
+        return (body + f"--{boundary}--\r\n".encode(),
+                f'multipart/related; type="application/dicom"; boundary={boundary}')
 
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(send, batches))
-    return time.perf_counter() - started
+    return post_all(f"{engine.dicomweb}/studies", batches, multipart, concurrency)
 
 
 def main() -> None:
