@@ -53,6 +53,15 @@ class Entry:
     reason: str | None
     detail: str | None
 
+    def unchanged(self, size: int, modified: float) -> bool:
+        """The file is as it was when journaled: a re-run need not open it."""
+        return self.size == size and self.modified == modified
+
+
+def _entries(db: sqlite3.Connection) -> dict[str, Entry]:
+    rows = db.execute("select key, size, modified, status, reason, detail from files")
+    return {row[0]: Entry(*row) for row in rows}
+
 
 def default_path(paths: list[Path]) -> Path:
     """Next to the data: in the first folder given, or beside the first file."""
@@ -88,8 +97,7 @@ def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Ent
             wanted.stack, wanted.service_option, wanted.url_option, wanted.stack_digest)
         if not same:
             return None
-        rows = db.execute("select key, size, modified, status, reason, detail from files")
-        return record, {r[0]: Entry(*r) for r in rows}
+        return record, _entries(db)
     except sqlite3.Error:
         return None  # an older journal, or not one: the full path reads it and says what is wrong
     finally:
@@ -108,7 +116,7 @@ class Journal:
             raise JournalRefused(f"{path} is not a usable upload journal ({err}); move it away or "
                                  "name another with --journal") from None
         if row is None:
-            self._write("insert into service (url) values (?)", (service_url,))
+            self._write(("insert into service (url) values (?)", [(service_url,)]))
         elif row[0].rstrip("/") != service_url.rstrip("/"):
             raise JournalRefused(
                 f"{path} records an upload to {row[0]}, not to {service_url}: one journal follows one "
@@ -118,32 +126,27 @@ class Journal:
         self._db.close()
 
     def remember_run(self, run: RunRecord) -> None:
-        with self._db:
-            self._db.execute("begin immediate")
-            self._db.execute("delete from last_run")
-            self._db.execute("insert into last_run values (?, ?, ?, ?, ?, ?)",
-                             (run.stack, run.service_option, run.url_option, run.stack_digest, run.service,
-                              run.url))
+        self._write(("delete from last_run", [()]),
+                    ("insert into last_run values (?, ?, ?, ?, ?, ?)",
+                     [(run.stack, run.service_option, run.url_option, run.stack_digest, run.service, run.url)]))
 
     def entries(self) -> dict[str, Entry]:
-        rows = self._db.execute("select key, size, modified, status, reason, detail from files")
-        return {row[0]: Entry(*row) for row in rows}
+        return _entries(self._db)
 
     def record(self, outcomes: list[tuple[str, int, float, str | None, str, str | None, str | None]]) -> None:
         """(key, size, modified, sop uid, status, reason, detail) for each file, in one commit."""
         now = time.time()
         rows = [(*outcome, now) for outcome in outcomes]
-        self._write_many("insert or replace into files (key, size, modified, sop_uid, status, reason, detail, "
-                         "updated) values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._write(("insert or replace into files (key, size, modified, sop_uid, status, reason, detail, "
+                     "updated) values (?, ?, ?, ?, ?, ?, ?, ?)", rows))
 
-    def _write(self, sql: str, parameters: tuple) -> None:
-        self._write_many(sql, [parameters])
-
-    def _write_many(self, sql: str, rows: list[tuple]) -> None:
+    def _write(self, *statements: tuple[str, list[tuple]]) -> None:
+        """The statements (each with its rows) in one transaction; a full disk stops the run."""
         try:
             with self._db:
                 self._db.execute("begin immediate")
-                self._db.executemany(sql, rows)
+                for sql, rows in statements:
+                    self._db.executemany(sql, rows)
         except sqlite3.OperationalError as err:
             raise JournalWriteFailed(
                 f"cannot write the journal {self.path} ({err}); the upload stopped so that nothing is "

@@ -76,7 +76,7 @@ class Upload:
             if not isinstance(found, Unusable):
                 source, modified = found
                 earlier = done.get(source.key)
-                same_file = earlier is not None and earlier.size == source.size and earlier.modified == modified
+                same_file = earlier is not None and earlier.unchanged(source.size, modified)
                 if same_file and earlier.status in (*DONE, NOT_DICOM):  # not even opened
                     report.done_before += earlier.status != NOT_DICOM
                     report.not_dicom += earlier.status == NOT_DICOM

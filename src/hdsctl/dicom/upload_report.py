@@ -67,7 +67,7 @@ def already_done(paths: list[Path], entries: dict) -> tuple[int, int] | None:
             return None
         source, modified = found
         entry = entries.get(source.key)
-        if entry is None or entry.size != source.size or entry.modified != modified:
+        if entry is None or not entry.unchanged(source.size, modified):
             return None
         if entry.status in DONE:
             stored += 1
