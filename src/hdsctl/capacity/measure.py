@@ -13,19 +13,18 @@ import datetime
 
 import yaml
 
+from hdsctl.dicom.web import dicom_values, first_value
+
 PAGE = 200
 SAMPLE_STUDIES = 20  # per modality, for bytes per instance
 
 
-def _value(dataset: dict, tag: str, default=None):
-    values = (dataset.get(tag) or {}).get("Value") or []
-    return values[0] if values else default
-
-
 def _pixel_bytes(instance: dict) -> int:
-    rows, columns = int(_value(instance, "00280010", 0) or 0), int(_value(instance, "00280011", 0) or 0)
-    samples, bits = int(_value(instance, "00280002", 1) or 1), int(_value(instance, "00280100", 8) or 8)
-    frames = int(_value(instance, "00280008", 1) or 1)
+    def number(tag: str, default: int) -> int:
+        return int(first_value(instance, tag, default) or default)
+
+    rows, columns = number("00280010", 0), number("00280011", 0)
+    samples, bits, frames = number("00280002", 1), number("00280100", 8), number("00280008", 1)
     return rows * columns * samples * max(bits, 8) // 8 * frames
 
 
@@ -37,10 +36,10 @@ def measure(client, since: datetime.date, until: datetime.date) -> dict:
         page = client.search("studies", {"StudyDate": f"{since:%Y%m%d}-{until:%Y%m%d}"}, limit=PAGE,
                              offset=offset, includefield=("ModalitiesInStudy", "NumberOfStudyRelatedInstances"))
         for study in page:
-            modalities = (study.get("00080061") or {}).get("Value") or ["OT"]
+            modalities = dicom_values(study, "00080061") or ["OT"]
             # A study counts once, under its first modality: its bytes are not split.
             studies.setdefault(str(modalities[0]), []).append(
-                (str(_value(study, "0020000D")), int(_value(study, "00201208", 0) or 0)))
+                (str(first_value(study, "0020000D")), int(first_value(study, "00201208", 0) or 0)))
         if len(page) < PAGE:
             break
         offset += len(page)

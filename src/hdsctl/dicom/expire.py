@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hdsctl.dicom.web import dicom_values
 from hdsctl.errors import BadInput, HdsctlError
 
 PAGE = 200
@@ -80,8 +81,7 @@ class Candidate:
 
 
 def _value(dataset: dict, tag: str) -> str:
-    values = (dataset.get(tag) or {}).get("Value") or []
-    return "\\".join(str(v) for v in values)
+    return "\\".join(str(v) for v in dicom_values(dataset, tag))
 
 
 def plan(client, cutoff: datetime.date, modality: str | None = None) -> list[Candidate]:

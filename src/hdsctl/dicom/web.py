@@ -149,28 +149,37 @@ def parse_stow_answer(status: int, body: Any) -> StowResult:
     dataset = body if isinstance(body, dict) else {}
     result = StowResult(status)
     for item in _items(dataset, REFERENCED_SOP_SEQUENCE):
-        warning = _first(item, WARNING_REASON)
-        result.stored.append(StoredInstance(_first(item, SOP_INSTANCE) or "", _first(item, SOP_CLASS) or "",
-                                            _first(item, RETRIEVE_URL),
+        sop, sop_class = _instance_uids(item)
+        warning = first_value(item, WARNING_REASON)
+        result.stored.append(StoredInstance(sop, sop_class, first_value(item, RETRIEVE_URL),
                                             int(warning) if warning is not None else None))
     for item in _items(dataset, FAILED_SOP_SEQUENCE):
-        comments = tuple(str(_first(attribute, ERROR_COMMENT) or "")
+        sop, sop_class = _instance_uids(item)
+        comments = tuple(str(first_value(attribute, ERROR_COMMENT) or "")
                          for attribute in _items(item, FAILED_ATTRIBUTES))
-        reason = _first(item, FAILURE_REASON)
-        result.failed.append(FailedInstance(_first(item, SOP_INSTANCE) or "", _first(item, SOP_CLASS) or "",
-                                            int(reason) if reason is not None else 272, comments))
+        reason = first_value(item, FAILURE_REASON)
+        result.failed.append(FailedInstance(sop, sop_class, int(reason) if reason is not None else 272,
+                                            comments))
     return result
 
 
+def _instance_uids(item: dict) -> tuple[str, str]:
+    return first_value(item, SOP_INSTANCE) or "", first_value(item, SOP_CLASS) or ""
+
+
+def dicom_values(dataset: dict, tag: str) -> list:
+    """An attribute's values in DICOM JSON (PS3.18 F.2), by its 8-hex tag in either case."""
+    element = dataset.get(tag) or dataset.get(tag.lower()) or {}
+    return element.get("Value") or []
+
+
+def first_value(dataset: dict, tag: str, default: Any = None) -> Any:
+    values = dicom_values(dataset, tag)
+    return values[0] if values else default
+
+
 def _items(dataset: dict, tag: str) -> list[dict]:
-    element = dataset.get(tag) or dataset.get(tag.lower()) or {}
-    return [item for item in element.get("Value") or [] if isinstance(item, dict)]
-
-
-def _first(dataset: dict, tag: str) -> Any:
-    element = dataset.get(tag) or dataset.get(tag.lower()) or {}
-    values = element.get("Value") or []
-    return values[0] if values else None
+    return [item for item in dicom_values(dataset, tag) if isinstance(item, dict)]
 
 
 def split_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:

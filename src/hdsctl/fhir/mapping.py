@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from hdsctl.dicom.web import first_value
+
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 URI_SYSTEM = "urn:ietf:rfc:3986"
 DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -24,13 +26,8 @@ class NotLinkable(ValueError):
     """The study lacks what an ImagingStudy needs (the reason says what)."""
 
 
-def _value(dataset: dict, tag: str):
-    values = (dataset.get(tag) or {}).get("Value") or []
-    return values[0] if values else None
-
-
 def _text(dataset: dict, tag: str) -> str | None:
-    value = _value(dataset, tag)
+    value = first_value(dataset, tag)
     if isinstance(value, dict):  # a person name
         value = value.get("Alphabetic")
     return str(value).strip() if value not in (None, "") else None
@@ -108,7 +105,7 @@ def _started(dataset: dict) -> str | None:
 
 
 def _number(dataset: dict, tag: str) -> int | None:
-    value = _value(dataset, tag)
+    value = first_value(dataset, tag)
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
