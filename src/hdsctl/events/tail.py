@@ -60,8 +60,7 @@ class Event:
 
     @property
     def event_type(self) -> str:
-        body = self.body or {}
-        return str(body.get("type") or body.get("eventType") or "")
+        return event_type(self.body or {})
 
     def line(self) -> str:
         if self.body is None:
@@ -86,6 +85,15 @@ class Event:
         return {"event": self.body, **({"notAnEvent": self.raw} if self.body is None else {}),
                 "messageId": self.message_id, "dequeueCount": self.dequeue_count, "blob": self.blob,
                 **self.extra}
+
+
+def event_type(body: dict) -> str:
+    """The type of an event in either schema: CloudEvents (`type`) or Event Grid (`eventType`)."""
+    return str(body.get("type") or body.get("eventType") or "")
+
+
+def message_text(content: str | bytes) -> str:
+    return content.decode(errors="replace") if isinstance(content, bytes) else str(content)
 
 
 def decode_message(content: str | bytes) -> dict | None:
@@ -164,9 +172,8 @@ def read_queue(target: StorageTarget, *, consume: bool, limit: int, emit) -> int
 
 
 def _queued(message) -> Event:
-    content = message.content
-    text = content.decode(errors="replace") if isinstance(content, bytes) else str(content)
-    return Event(decode_message(content), text, message.id, message.dequeue_count)
+    return Event(decode_message(message.content), message_text(message.content), message.id,
+                 message.dequeue_count)
 
 
 def read_dead_letters(target: StorageTarget, subscription: str, *, limit: int, emit) -> int:

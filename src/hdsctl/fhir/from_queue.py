@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hdsctl import naming
 from hdsctl.dicom.errors import DicomApiError, ServiceUnreachable
-from hdsctl.events.tail import decode_message
+from hdsctl.events.tail import decode_message, event_type, message_text
 from hdsctl.fhir.client import FhirError, FhirUnreachable
 from hdsctl.fhir.link import LinkResult, line_of
 
@@ -92,9 +93,9 @@ def _study_of(message, serves) -> tuple[str | None, str]:
     body = decode_message(message.content)
     if body is None:
         return None, "not an event (neither base64 JSON nor JSON)"
-    kind = str(body.get("type") or body.get("eventType") or "")
+    kind = event_type(body)
     data = body.get("data") or {}
-    if not kind.startswith("Microsoft.HealthcareApis.DicomImage") or not data.get("imageStudyInstanceUid"):
+    if kind not in naming.DICOM_EVENT_TYPES or not data.get("imageStudyInstanceUid"):
         return None, f"not a DICOM image event ({kind or 'no type'})"
     if not serves(data.get("serviceHostName")):
         return None, f"an event of another DICOM service ({data.get('serviceHostName')})"
@@ -102,10 +103,9 @@ def _study_of(message, serves) -> tuple[str | None, str]:
 
 
 def _poison(queue, poison, message, reason: str, run: QueueRun, emit) -> None:
-    content = message.content
-    content = content.decode(errors="replace") if isinstance(content, bytes) else content
     poison.send_message(json.dumps({"reason": reason, "messageId": message.id,
-                                    "dequeueCount": message.dequeue_count, "content": content,
+                                    "dequeueCount": message.dequeue_count,
+                                    "content": message_text(message.content),
                                     "poisonedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     queue.delete_message(message)
     run.poisoned.append(f"{message.id}: {reason}")
