@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hdsctl import naming
 from hdsctl.arguments import positive_seconds
 from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
-
-DEFAULT_PARTITION = "Microsoft.Default"
 
 
 class DicomUsageError(BadInput):
@@ -157,7 +156,7 @@ def client_for(env, service, url: str | None, timeout: float, *, per_request: bo
 
     budget = Budget(per_request=timeout) if per_request else Budget.until(timeout)
     return DicomClient(url or env.dicom_url(service.name), trusted_hosts=tuple(env.spec.trusted_hosts),
-                       budget=budget, partition=DEFAULT_PARTITION if service.data_partitions else None)
+                       budget=budget, partition=naming.DEFAULT_PARTITION if service.data_partitions else None)
 
 
 def run_smoke(args) -> int:

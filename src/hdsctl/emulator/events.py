@@ -23,7 +23,6 @@ from hdsctl import naming
 log = logging.getLogger("hdsctl.emulator.events")
 
 CREATED, _, DELETED = naming.DICOM_EVENT_TYPES  # the local service stores and deletes; it never updates
-DEFAULT_PARTITION = "Microsoft.Default"
 # The local workspace the events say they come from (there is no ARM id on loopback).
 LOCAL_WORKSPACE_ID = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
                       "/providers/Microsoft.HealthcareApis/workspaces/local")
@@ -44,7 +43,7 @@ class Change:
     series: str
     instance: str
     sequence: int  # the change feed's sequence number, which the event carries too
-    partition: str = DEFAULT_PARTITION
+    partition: str = naming.DEFAULT_PARTITION
 
 
 def routes_of(env, service_name: str) -> tuple[list[Route], list[str]]:
@@ -71,7 +70,7 @@ def routes_of(env, service_name: str) -> tuple[list[Route], list[str]]:
 
 def event_body(change: Change, host: str, sequence: int, schema: str, now: datetime.datetime) -> dict:
     """One event as Azure documents it for DicomImage* (data fields, subject, source)."""
-    partition = "" if change.partition == DEFAULT_PARTITION else f"/partitions/{change.partition}"
+    partition = "" if change.partition == naming.DEFAULT_PARTITION else f"/partitions/{change.partition}"
     subject = (f"{host}/v1{partition}/studies/{change.study}/series/{change.series}"
                f"/instances/{change.instance}")
     data = {"partitionName": change.partition, "imageStudyInstanceUid": change.study,

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from hdsctl import naming
 from hdsctl.dicomtags import DEFAULT_SEARCHABLE, TagRuleError, resolve_path
 from hdsctl.emulator.store import ApiError, Knobs, Operation, Store, StoredTag
 
@@ -131,14 +132,11 @@ def paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
     return limit, offset
 
 
-DEFAULT_PARTITION = "Microsoft.Default"
-
-
 def default_partition(rest: list[str]) -> list[str]:
     """`partitions/Microsoft.Default/studies/...` → `studies/...`: the local service has the one
     partition every service with partitions has; another name is refused rather than mixed in."""
-    if len(rest) < 3 or rest[1] != DEFAULT_PARTITION:
-        raise ApiError(404, f"The local service has one data partition, {DEFAULT_PARTITION}.")
+    if len(rest) < 3 or rest[1] != naming.DEFAULT_PARTITION:
+        raise ApiError(404, f"The local service has one data partition, {naming.DEFAULT_PARTITION}.")
     return rest[2:]
 
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from hdsctl import naming
 from hdsctl.dicomtags import MAX_EXTENDED_QUERY_TAGS, TagRuleError, check_tag, resolve_path
 from hdsctl.emulator.instances import BAD_VALUE, Instance, synthetic_instances, value_error
 
@@ -249,7 +250,7 @@ class Store:
             problem = value_error(tag.vr, value)
             if problem:
                 tag.errors.append({
-                    "partitionName": "Microsoft.Default",
+                    "partitionName": naming.DEFAULT_PARTITION,
                     "studyInstanceUid": instance.study_uid,
                     "seriesInstanceUid": instance.series_uid,
                     "sopInstanceUid": instance.sop_uid,
