@@ -11,13 +11,12 @@ import pulumi
 
 from hdsctl import naming, roles
 from hdsctl.components.azure import package
+from hdsctl.components.private_link import private_dns_zones, private_endpoint
 from hdsctl.components.shared import Placement, grant
 from hdsctl.spec.model import DicomStorage, PrivateNetworking
 from hdsctl.spec.private_dns import STORAGE_ZONES
 
 managedidentity = package("managedidentity", "user_assigned_identity")
-network = package("network", "private_endpoint", "private_dns_zone_group")
-privatedns = package("privatedns", "private_zone", "virtual_network_link")
 storage = package("storage", "storage_account", "blob_container", "blob_service_properties",
                   "management_policy")
 
@@ -29,23 +28,11 @@ def storage_dns_zones(parent: pulumi.Resource, networking: PrivateNetworking, pl
     zones = networking.dns_zones
     if zones.mode == "existing":
         by_name = {naming.arm_name(zone_id).lower(): zone_id for zone_id in zones.storage_zone_ids}
-        return {group: by_name[name] for group, name in STORAGE_ZONES.items()}
-    vnet_ids = [naming.parent_vnet_id(networking.subnet_id), *networking.extra_vnet_links]
-    created = {}
-    for group, name in STORAGE_ZONES.items():
-        zone = privatedns.PrivateZone(name, private_zone_name=name,
-                                      resource_group_name=placement.resource_group_name,
-                                      location="global", tags=placement.tags,
-                                      opts=pulumi.ResourceOptions(parent=parent))
-        for vnet_id in vnet_ids:
-            vnet = naming.arm_name(vnet_id)
-            privatedns.VirtualNetworkLink(
-                f"{name}-{vnet}", virtual_network_link_name=f"{label}-{vnet}", private_zone_name=zone.name,
-                resource_group_name=placement.resource_group_name, location="global",
-                registration_enabled=False,
-                virtual_network={"id": vnet_id}, tags=placement.tags, opts=pulumi.ResourceOptions(parent=zone))
-        created[group] = zone.id
-    return created
+    else:
+        by_name = private_dns_zones(STORAGE_ZONES.values(), networking=networking, link_label=label,
+                                    resource_group_name=placement.resource_group_name, tags=placement.tags,
+                                    parent=parent)
+    return {group: by_name[name] for group, name in STORAGE_ZONES.items()}
 
 
 def tiering_rule(folder_prefix: str, tiering) -> dict:
@@ -136,18 +123,8 @@ class DicomDataLake(pulumi.ComponentResource):
 
     def _private_endpoints(self, label: str, networking: PrivateNetworking, placement: Placement,
                            zone_ids: dict[str, pulumi.Input[str]]) -> None:
-        for group in STORAGE_ZONES:
-            name = f"pe-{label}-{group}"
-            endpoint = network.PrivateEndpoint(
-                name, private_endpoint_name=name, resource_group_name=placement.resource_group_name,
-                location=placement.location, tags=placement.tags, subnet={"id": networking.subnet_id},
-                custom_network_interface_name=f"{name}-nic",
-                private_link_service_connections=[{"name": name, "private_link_service_id": self.account.id,
-                                                   "group_ids": [group]}],
-                opts=pulumi.ResourceOptions(parent=self))
-            network.PrivateDnsZoneGroup(
-                f"{name}-dns", private_dns_zone_group_name="default", private_endpoint_name=endpoint.name,
-                resource_group_name=placement.resource_group_name,
-                private_dns_zone_configs=[{"name": STORAGE_ZONES[group].replace(".", "-"),
-                                           "private_dns_zone_id": zone_ids[group]}],
-                opts=pulumi.ResourceOptions(parent=endpoint))
+        for group, zone_name in STORAGE_ZONES.items():
+            private_endpoint(f"pe-{label}-{group}", target_id=self.account.id, group_id=group,
+                             subnet_id=networking.subnet_id, zone_ids={zone_name: zone_ids[group]},
+                             resource_group_name=placement.resource_group_name, location=placement.location,
+                             tags=placement.tags, parent=self)
