@@ -12,7 +12,7 @@ import pulumi
 from hdsctl import naming, roles
 from hdsctl.components.azure import package
 from hdsctl.components.private_link import private_dns_zones, private_endpoint
-from hdsctl.components.shared import Placement, grant
+from hdsctl.components.shared import Placement, grant, storage_account_security
 from hdsctl.spec.model import DicomStorage, PrivateNetworking
 from hdsctl.spec.private_dns import STORAGE_ZONES
 
@@ -87,16 +87,10 @@ class DicomDataLake(pulumi.ComponentResource):
             account_name=account_name,
             resource_group_name=placement.resource_group_name,
             location=placement.location,
-            kind="StorageV2",
             sku={"name": "Standard_ZRS"},
             is_hns_enabled=True,  # ADLS Gen2: what a DICOM service's storage must be
-            minimum_tls_version="TLS1_2",
-            enable_https_traffic_only=True,
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
             public_network_access="Disabled" if private else "Enabled",
-            network_rule_set={"default_action": "Deny" if private else "Allow", "bypass": "AzureServices"},
+            **storage_account_security(private),
             tags=placement.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=placement.protect),
         )

@@ -13,7 +13,7 @@ import pulumi
 
 from hdsctl import naming, roles
 from hdsctl.components.azure import package
-from hdsctl.components.shared import Placement, grant
+from hdsctl.components.shared import Placement, grant, storage_account_security
 from hdsctl.spec.load import Environment
 from hdsctl.spec.model import EventDestination, EventSubscription
 from hdsctl.spec.references import event_kinds
@@ -76,14 +76,8 @@ class WorkspaceEvents(pulumi.ComponentResource):
             account_name=self._env.events_storage_account_name,
             resource_group_name=placement.resource_group_name,
             location=placement.location,
-            kind="StorageV2",
             sku={"name": "Standard_ZRS" if self._env.spec.tier == "prod" else "Standard_LRS"},
-            minimum_tls_version="TLS1_2",
-            enable_https_traffic_only=True,
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            network_rule_set={"default_action": "Deny" if private else "Allow", "bypass": "AzureServices"},
+            **storage_account_security(private),
             tags=placement.tags,
             opts=self._child(protect=placement.protect),
         )

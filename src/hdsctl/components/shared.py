@@ -1,5 +1,6 @@
 """Interfaces that repeat across resources, built in one place (as Azure Verified Modules do):
-role assignments, diagnostic settings, CORS, managed identity and customer-managed keys.
+role assignments, diagnostic settings, CORS, managed identity, customer-managed keys, and the
+security settings of every Storage account hdsctl makes.
 """
 
 from __future__ import annotations
@@ -155,6 +156,20 @@ def with_user_identity(identity: dict | None, identity_id: pulumi.Input[str]) ->
     kind = "UserAssigned" if kind == "None" else kind if "UserAssigned" in kind else f"{kind},UserAssigned"
     ids = (identity or {}).get("user_assigned_identities") or []
     return {"type": kind, "user_assigned_identities": [*ids, identity_id]}
+
+
+def storage_account_security(private: bool) -> dict:
+    """What every Storage account hdsctl makes has: TLS 1.2 over https only, no public blobs,
+    Entra ID only (no shared keys), and in a private environment no network but the endpoints'."""
+    return {
+        "kind": "StorageV2",
+        "minimum_tls_version": "TLS1_2",
+        "enable_https_traffic_only": True,
+        "allow_blob_public_access": False,
+        "allow_shared_key_access": False,
+        "default_to_o_auth_authentication": True,
+        "network_rule_set": {"default_action": "Deny" if private else "Allow", "bypass": "AzureServices"},
+    }
 
 
 def encryption_args(key: CustomerManagedKey | None) -> dict | None:
