@@ -91,7 +91,7 @@ def test_a_failed_reindex_fails_the_run_and_the_next_run_recovers(tags, emulator
 
 def test_timeout_fails_with_a_way_forward(tags, emulator):
     emulator.knobs.instances_per_second = 500
-    code, out, _ = tags("sync", "--timeout", "0.1")
+    code, out, _ = tags("sync", "--deadline", "0.1")
     assert code == EXIT_FAILED
     assert "still running" in out and "run sync again later" in out
     emulator.store.wait_idle()

@@ -28,9 +28,50 @@ def _parsed(text: str, convert, what: str):
 
 def positive_seconds(text: str) -> float:
     value = _parsed(text, float, "a number of seconds")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds greater than 0")
+    if not math.isfinite(value) or value <= 0 or value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds greater than 0 and at most "
+                                         f"{MAX_SECONDS:.0f} (30 days)")
     return value
+
+
+MAX_SECONDS = 30 * 86400.0
+
+
+def megabytes(text: str) -> float:
+    value = _parsed(text, float, "a number of megabytes")
+    if not math.isfinite(value) or not 0 < value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of megabytes greater than 0, at most 4096")
+    return value
+
+
+def bounded_count(low: int, high: int, what: str):
+    """An argument type: a whole number from `low` to `high`, named `what` in its error."""
+
+    def parse(text: str) -> int:
+        value = _parsed(text, int, "a whole number")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value}: give {what} from {low} to {high}")
+        return value
+
+    return parse
+
+
+def add_budget_arguments(parser, *, deadline: float | None = None, deadline_help: str = "") -> None:
+    """The two time budgets every data-plane command takes the same way: `--timeout`, how long
+    one request may keep retrying, and `--deadline`, an end for the whole command."""
+    parser.add_argument("--timeout", type=positive_seconds, default=300,
+                        help="seconds one request may keep retrying (429, 503, dropped connections; "
+                             "default 300); also bounds how long one answer is awaited")
+    default = f"default {deadline:.0f}" if deadline else "default: none"
+    parser.add_argument("--deadline", type=positive_seconds, default=deadline,
+                        help=f"seconds for the whole command ({default}){deadline_help}")
+
+
+def budget_of(args):
+    """The retry budget the budget arguments describe."""
+    from hdsctl.retry import Budget
+
+    return Budget.of(args.timeout, getattr(args, "deadline", None))
 
 
 def port(text: str) -> int:

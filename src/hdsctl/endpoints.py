@@ -89,3 +89,31 @@ def check_fhir_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) ->
                               f"({', '.join(FHIR_SUFFIXES)}) "
                               "nor loopback; list it under hdsctl:trustedHosts if it fronts your FHIR service")
     return f"{parts.scheme}://{parts.netloc}/.default"
+
+
+# Storage account host suffixes of the Azure clouds (blob, queue, dfs, ... endpoints).
+STORAGE_SUFFIXES = (".core.windows.net", ".core.usgovcloudapi.net", ".core.chinacloudapi.cn")
+
+
+def check_storage_url(url: str, trusted_hosts: tuple[str, ...] | list[str] = ()) -> bool:
+    """Whether a Storage token may go to this account URL (False: loopback, where Azurite's
+    published key is used instead). Refuses any other host unless the stack trusts it."""
+    parts, host = _parts(url, "Storage account")
+    if is_loopback(host):
+        return False
+    if parts.query:
+        raise EndpointRefused(f"{url}: give the account URL alone, without a SAS or other query")
+    trusted = {h.lower() for h in trusted_hosts}
+    if not (host.lower().endswith(STORAGE_SUFFIXES) or host.lower() in trusted):
+        raise EndpointRefused(f"{host} is not a Storage account host of an Azure cloud "
+                              f"({', '.join('*' + s for s in STORAGE_SUFFIXES)}) nor loopback, so the Storage "
+                              "token will not be sent there; list it under hdsctl:trustedHosts if it really "
+                              "fronts your account")
+    return True
+
+
+def same_origin(url: str, base: str) -> bool:
+    """`url` is on the scheme, host and port of `base`: where a client's token was meant to go."""
+    first, second = urlsplit(url), urlsplit(base)
+    return (first.scheme.lower(), (first.hostname or "").lower(), first.port) == (
+        second.scheme.lower(), (second.hostname or "").lower(), second.port)

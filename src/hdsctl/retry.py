@@ -26,7 +26,7 @@ from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_BUDGET_SECONDS = 300.0
 RETRY_AFTER_CAP_SECONDS = 120.0
-MIN_ATTEMPT_SECONDS = 30.0
+MIN_ATTEMPT_SECONDS = 5.0
 # A host that refuses connections or has no address is most likely a wrong URL or a network
 # that does not reach it: retried briefly, not for the whole budget.
 UNREACHABLE_SECONDS = 10.0
@@ -47,6 +47,13 @@ class Budget:
     def until(cls, seconds: float, per_request: float = DEFAULT_BUDGET_SECONDS) -> Budget:
         return cls(per_request=min(per_request, seconds), deadline=time.monotonic() + seconds)
 
+    @classmethod
+    def of(cls, per_request: float, deadline_seconds: float | None = None) -> Budget:
+        """`--timeout` per request and, when given, `--deadline` for the whole command from now."""
+        if deadline_seconds is None:
+            return cls(per_request=per_request)
+        return cls.until(deadline_seconds, per_request)
+
     def request_deadline(self) -> float:
         end = time.monotonic() + self.per_request
         return end if self.deadline is None else min(end, self.deadline)
@@ -63,6 +70,13 @@ class BudgetRetryPolicy(RetryPolicy):
                          retry_backoff_max=backoff_max)
         self.budget = budget or Budget()
         self.retry_after_cap = retry_after_cap
+
+    def _configure_timeout(self, request, absolute_timeout: float, is_response_error: bool) -> None:
+        super()._configure_timeout(request, absolute_timeout, is_response_error)
+        # azure-core bounds only the connection by the budget; an answer is awaited no longer
+        # than the budget either (the transport's own default is 300 s per read).
+        read = request.context.options.get("read_timeout")
+        request.context.options["read_timeout"] = min(read or absolute_timeout, absolute_timeout)
 
     def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
         settings = super().configure_retries(options)
@@ -158,6 +172,24 @@ def _where(url: str) -> str:
     """Host and path only: query strings may carry ids a log does not need."""
     parts = urlsplit(url)
     return f"{parts.hostname}{parts.path}"
+
+
+class OriginGuard(SansIOHTTPPolicy):
+    """Every request of a client goes to the one origin its URL was checked for: a paging link
+    or a redirect naming another host never receives the client's token. Placed before the
+    token policy."""
+
+    def __init__(self, base_url: str, refused: type[Exception]):
+        self.base_url = base_url
+        self.refused = refused
+
+    def on_request(self, request) -> None:
+        from hdsctl.endpoints import same_origin
+
+        url = request.http_request.url
+        if not same_origin(url, self.base_url):
+            raise self.refused(f"refusing to send a request to {_where(url)}: this client talks to "
+                               f"{_where(self.base_url)} only, and its token must not reach another host")
 
 
 class RequestCounter(SansIOHTTPPolicy):

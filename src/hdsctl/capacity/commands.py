@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hdsctl.arguments import count
+from hdsctl.arguments import add_budget_arguments, bounded_count
 from hdsctl.errors import EXIT_OK
 
 DEFAULT_RETENTION_YEARS = 10
@@ -16,7 +16,8 @@ def add_arguments(commands) -> None:
     capacity.add_argument("--profile", type=Path, help="workload profile (YAML; default: a mid-size hospital)")
     capacity.add_argument("--prices", type=Path,
                           help="price table per GB-month and tier (YAML; default: illustrative)")
-    capacity.add_argument("--years", type=count, default=10, help="years to project (default 10)")
+    capacity.add_argument("--years", type=bounded_count(1, 100, "years"), default=10,
+                          help="years to project (1-100; default 10)")
     capacity.add_argument("--format", choices=("table", "json", "html"), default="table")
     capacity.add_argument("--output", type=Path, help="write the report here instead of stdout")
     capacity.add_argument("--measure", action="store_true",
@@ -25,6 +26,7 @@ def add_arguments(commands) -> None:
     capacity.add_argument("--since", help="with --measure: first StudyDate (YYYYMMDD; default a year ago)")
     capacity.add_argument("--until", help="with --measure: last StudyDate (YYYYMMDD; default today)")
     capacity.add_argument("--url", help="with --measure: data-plane base URL, overriding the stack's")
+    add_budget_arguments(capacity, deadline_help="; with --measure")
     capacity.set_defaults(handler=run_capacity)
 
 

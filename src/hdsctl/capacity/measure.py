@@ -61,7 +61,8 @@ def measure(client, since: datetime.date, until: datetime.date) -> dict:
 
 
 def run_measure(args, env) -> str:
-    from hdsctl.dicom.commands import client_for, service_of
+    from hdsctl.arguments import budget_of
+    from hdsctl.dicom.target import client_for, service_of
     from hdsctl.errors import BadInput
 
     service = service_of(env, args.service)
@@ -73,7 +74,7 @@ def run_measure(args, env) -> str:
         raise BadInput("--since and --until take dates as YYYYMMDD") from None
     if since > until:
         raise BadInput(f"--since {since} is after --until {until}")
-    with client_for(env, service, args.url, 300) as client:
+    with client_for(env, service, args.url, budget_of(args)) as client:
         figures = measure(client, since, until)
     measured = [m for m in figures["modalities"].values() if m["bytesPerInstance"]]
     header = (f"# Workload measured on DICOM service {service.name} of stack {env.name}, studies dated "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
@@ -31,10 +32,10 @@ from hdsctl.dicom.models import (
     lower_keys,
     operation_id_from_url,
 )
-from hdsctl.dicom.web import MultipartBody, StowResult, parse_stow_answer, split_multipart
+from hdsctl.dicom.web import MultipartBody, StowResult, check_uid, parse_stow_answer, split_multipart
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
-from hdsctl.retry import Budget, BudgetRetryPolicy, RequestCounter
+from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
 from hdsctl.transport import bulk_transport
 
 API_VERSIONS = ("v1", "v2")
@@ -81,6 +82,7 @@ class DicomClient:
             UserAgentPolicy(f"hdsctl/{__version__}"),
             self.retry,
             self.counter,
+            OriginGuard(base, errors.InsecureUrl),
         ]
         if resource is not None:
             scope = f"{resource}/.default"
@@ -240,11 +242,12 @@ class DicomClient:
 
     def _web(self, root: str, study: str | None = None, series: str | None = None,
              instance: str | None = None) -> str:
-        path = f"/partitions/{self.partition}" if self.partition else ""
+        path = f"/partitions/{quote(self.partition, safe='')}" if self.partition else ""
         path += root
-        for label, uid in (("", study), ("/series", series), ("/instances", instance)):
-            if uid:
-                path += f"{label}/{uid}"
+        for label, uid, what in (("", study, "StudyInstanceUID"), ("/series", series, "SeriesInstanceUID"),
+                                 ("/instances", instance, "SOPInstanceUID")):
+            if uid is not None:
+                path += f"{label}/{quote(check_uid(uid, what), safe='')}"
         return path
 
     # -- plumbing ------------------------------------------------------------------------

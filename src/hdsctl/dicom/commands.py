@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdsctl import naming
-from hdsctl.arguments import positive_seconds
-from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
-
-
-class DicomUsageError(BadInput):
-    """The data-plane commands were asked for something they cannot do."""
+from hdsctl.arguments import add_budget_arguments, budget_of, megabytes
+from hdsctl.dicom.expire_command import add_expire_arguments
+from hdsctl.dicom.target import DicomUsageError, client_for, service_of
+from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
 
 def add_arguments(commands) -> None:
@@ -23,8 +20,7 @@ def add_arguments(commands) -> None:
     smoke.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
     smoke.add_argument("--keep", action="store_true",
                        help="leave the study on the service (no expiry, no delete)")
-    smoke.add_argument("--timeout", type=positive_seconds, default=300,
-                       help="seconds for the whole check, retries included (default 300)")
+    add_budget_arguments(smoke, deadline=600)
     smoke.add_argument("--json", action="store_true", help="one JSON document on stdout")
     smoke.set_defaults(handler=run_smoke)
 
@@ -34,7 +30,7 @@ def add_arguments(commands) -> None:
     upload.add_argument("--service", help="the DICOM service (needed when the stack has several)")
     upload.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
     upload.add_argument("--concurrency", type=_workers, default=4, help="STOW requests in flight (default 4)")
-    upload.add_argument("--batch-mb", type=positive_seconds, default=16,
+    upload.add_argument("--batch-mb", type=megabytes, default=16,
                         help="instances per request up to this many MB, one study each (default 16)")
     upload.add_argument("--journal", type=Path, help="the SQLite journal (default: .hdsctl-upload.sqlite "
                                                      "in the first folder given)")
@@ -43,85 +39,13 @@ def add_arguments(commands) -> None:
                         help="send implicit-VR files as explicit VR little endian copies made in memory")
     upload.add_argument("--retry-failed", action="store_true", help="send files the service refused before")
     upload.add_argument("--dry-run", action="store_true", help="scan and plan; send nothing")
-    upload.add_argument("--timeout", type=positive_seconds, default=300,
-                        help="seconds one request may keep retrying (429, 503, dropped connections)")
+    upload.add_argument("--verify", action="store_true",
+                        help="confirm with QIDO that what the journal calls stored is on the service, and "
+                             "send what is not (done anyway when files are skipped by the journal)")
+    add_budget_arguments(upload)
     upload.add_argument("--json", action="store_true", help="one JSON report on stdout, every failure in it")
     upload.set_defaults(handler=run_upload)
     add_expire_arguments(sub)
-
-
-def add_expire_arguments(sub) -> None:
-    expire = sub.add_parser("expire", help="list, then delete with --yes, the studies past retention")
-    expire.add_argument("--stack", required=True, help="environment, e.g. prod")
-    expire.add_argument("--service", help="the DICOM service (needed when the stack has several)")
-    expire.add_argument("--older-than", required=True, metavar="AGE", type=_age,
-                        help="studies older than this (by StudyDate, else when stored): 10y, 18mo, 400d, "
-                             "7y6mo; never less than the service's retention.minimumYears")
-    expire.add_argument("--modality", help="only studies with this modality (ModalitiesInStudy), e.g. CR")
-    expire.add_argument("--yes", action="store_true", help="delete them (without it, they are only listed)")
-    expire.add_argument("--journal", type=Path,
-                        help="the SQLite record of deletions (default: hdsctl-expire-<stack>-<service>.sqlite "
-                             "here)")
-    expire.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
-    expire.add_argument("--timeout", type=positive_seconds, default=300,
-                        help="seconds one request may keep retrying (429, 503, dropped connections)")
-    expire.add_argument("--json", action="store_true", help="one JSON report on stdout")
-    expire.set_defaults(handler=run_expire)
-
-
-def _age(text: str):
-    import argparse
-
-    from hdsctl.dicom.expire import parse_age
-
-    try:
-        return parse_age(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def run_expire(args) -> int:
-    import datetime
-
-    from hdsctl.dicom.expire import ExpiryJournal, ExpiryReport, check_retention, expire, plan
-    from hdsctl.files import check_outputs
-    from hdsctl.spec.load import load_environment, stack_file_path
-
-    stack_path = stack_file_path(args.stack, args.stacks_dir)
-    check_outputs({"--journal": args.journal}, [stack_path], args.stacks_dir)
-    env = load_environment(stack_path)
-    service = service_of(env, args.service)
-    where = f"DICOM service {service.name} of {env.source}"
-    minimum = service.retention.minimum_years if service.retention else None
-    cutoff = check_retention(args.older_than, minimum, datetime.date.today(), where)  # before any request
-    with client_for(env, service, args.url, args.timeout) as client:
-        candidates = plan(client, cutoff, args.modality)
-        report = ExpiryReport(cutoff.isoformat(), candidates)
-        if args.yes and candidates:
-            journal_path = args.journal or Path(f"hdsctl-expire-{env.name}-{service.name}.sqlite")
-            journal = ExpiryJournal(journal_path, client.base_url)
-            try:
-                expire(client, candidates, journal, report)
-            finally:
-                journal.close()
-    if args.json:
-        print(json.dumps({"stack": env.name, "service": service.name, **report.to_json()}, indent=2))
-    else:
-        _print_expiry(report, service.name, args.older_than)
-    return EXIT_FAILED if report.failed else EXIT_OK
-
-
-def _print_expiry(report, service: str, age) -> None:
-    print(f"Studies of {service} older than {age} (dated before {report.cutoff}): {len(report.candidates)}")
-    for candidate in report.candidates:
-        uid = candidate.study
-        state = ("deleted" if uid in report.deleted else "already gone" if uid in report.gone
-                 else f"FAILED: {report.failed[uid]}" if uid in report.failed else "listed")
-        print(f"  {candidate.date}  ({candidate.basis:9})  {candidate.modalities or '-':8}  {uid}  {state}")
-    if report.listed_only:
-        print("Nothing was deleted: run again with --yes to delete these studies through the DELETE API.")
-    else:
-        print(f"{len(report.deleted)} deleted, {len(report.gone)} already gone, {len(report.failed)} failed")
 
 
 def _workers(text: str) -> int:
@@ -135,30 +59,6 @@ def _workers(text: str) -> int:
     return value
 
 
-def service_of(env, name: str | None):
-    services = env.spec.dicom_services
-    if name:
-        match = [s for s in services if s.name == name]
-        if not match:
-            names = ", ".join(s.name for s in services) or "none"
-            raise DicomUsageError(f"stack {env.name} has no DICOM service {name!r} (services: {names})")
-        return match[0]
-    if len(services) != 1:
-        raise DicomUsageError(f"stack {env.name} declares {len(services)} DICOM services: "
-                              "name one with --service")
-    return services[0]
-
-
-def client_for(env, service, url: str | None, timeout: float, *, per_request: bool = False):
-    """`timeout` bounds the whole command, or with `per_request` each request's retries."""
-    from hdsctl.dicom.client import DicomClient
-    from hdsctl.retry import Budget
-
-    budget = Budget(per_request=timeout) if per_request else Budget.until(timeout)
-    return DicomClient(url or env.dicom_url(service.name), trusted_hosts=tuple(env.spec.trusted_hosts),
-                       budget=budget, partition=naming.DEFAULT_PARTITION if service.data_partitions else None)
-
-
 def run_smoke(args) -> int:
     from hdsctl.dicom.smoke import SmokeRun, render
     from hdsctl.spec.load import load_environment, stack_file_path
@@ -166,7 +66,7 @@ def run_smoke(args) -> int:
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)
     declared = [tag.definition() for tag in service.extended_query_tags]
-    with client_for(env, service, args.url, args.timeout) as client:
+    with client_for(env, service, args.url, budget_of(args)) as client:
         report = SmokeRun(client, declared, keep=args.keep).run()
     if args.json:
         print(json.dumps({"stack": env.name, "service": service.name, **report.to_json()}, indent=2))
@@ -197,7 +97,8 @@ def run_upload(args) -> int:
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)
-    probe = client_for(env, service, args.url, args.timeout, per_request=True)  # checks the URL first
+    budget = budget_of(args)
+    probe = client_for(env, service, args.url, budget)  # checks the URL first
     url = probe.base_url + (f"/partitions/{probe.partition}" if probe.partition else "")
     probe.close()
     journal = Journal(journal_path, url)
@@ -205,7 +106,7 @@ def run_upload(args) -> int:
                       args.retry_failed, args.dry_run)
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
     try:
-        upload = Upload(lambda: client_for(env, service, args.url, args.timeout, per_request=True), journal,
+        upload = Upload(lambda: client_for(env, service, args.url, budget), journal,
                         options, progress)
         report = upload.run(list(args.paths), url)
         if wanted is not None and not args.dry_run:

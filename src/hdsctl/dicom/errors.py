@@ -50,3 +50,7 @@ class InsecureUrl(BadInput):
 
 class ServiceUnreachable(HdsctlError):
     """No answer at all (connection refused or reset), after every retry."""
+
+
+class InvalidUid(BadInput):
+    """A value where a DICOM UID belongs that is not one: never put into a URL."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,24 @@ FAILURE_REASONS = {
     45071: "being created by another request, or a failed create not yet cleaned up",
 }
 ALREADY_STORED = 45070
+
+# PS3.5 9.1: a UID is digits and dots, at most 64 characters.
+UID_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+UID_MAX = 64
+
+
+def is_uid(value) -> bool:
+    return isinstance(value, str) and len(value) <= UID_MAX and UID_PATTERN.fullmatch(value) is not None
+
+
+def check_uid(value, what: str = "UID") -> str:
+    """`value` when it is a DICOM UID; InvalidUid naming it otherwise (before it reaches a URL)."""
+    if not is_uid(value):
+        from hdsctl.dicom.errors import InvalidUid
+
+        shown = repr(value)[:80]
+        raise InvalidUid(f"{what} {shown} is not a DICOM UID (digits and dots, at most {UID_MAX} characters)")
+    return value
 
 RETRIEVE_URL = "00081190"
 FAILED_SOP_SEQUENCE = "00081198"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hdsctl.arguments import count
+from hdsctl.arguments import bounded_count
 from hdsctl.errors import EXIT_OK
 
 
@@ -19,7 +19,7 @@ def add_arguments(commands) -> None:
                            "as is)")
     tail.add_argument("--dead-letters", action="store_true",
                       help="read the subscription's dead-letter container instead of its queue")
-    tail.add_argument("--max", type=count, default=32,
+    tail.add_argument("--max", type=bounded_count(1, 100_000, "events"), default=32,
                       help="events to read at most (default 32; a peek shows at most 32)")
     tail.add_argument("--queue-url", help="the queue service's account URL, overriding the stack's "
                                           "(the local stack: queueUrl from `hdsctl emulator --events "
@@ -66,7 +66,8 @@ def run_tail(args) -> int:
             raise EventsUsageError(f"subscription {subscription.name} does not dead-letter (deadLetter: false)")
         container = events.dead_letter
         account = env.events_account_name(container.account_id)
-        target = StorageTarget(account_url(account, "blob", args.blob_url), container.container)
+        url = account_url(account, "blob", args.blob_url, env.spec.trusted_hosts)
+        target = StorageTarget(url, container.container)
         where = f"dead-letter container {container.container} at {target.account_url}"
         read = read_guarded(lambda: read_dead_letters(target, subscription.name, limit=args.max, emit=emit),
                             where, "Storage Blob Data Reader")
@@ -80,7 +81,8 @@ def run_tail(args) -> int:
                 "queues; read it with that service's own tools")
         queue = destination.storage_queue
         account = env.events_account_name(queue.account_id)
-        target = StorageTarget(account_url(account, "queue", args.queue_url), queue.queue)
+        url = account_url(account, "queue", args.queue_url, env.spec.trusted_hosts)
+        target = StorageTarget(url, queue.queue)
         where = f"queue {queue.queue} at {target.account_url}"
         needs = "Storage Queue Data Message Processor" if args.consume else "Storage Queue Data Reader"
         read = read_guarded(lambda: read_queue(target, consume=args.consume, limit=args.max, emit=emit), where,

@@ -137,13 +137,17 @@ class StorageTarget:
         return credential_for(STORAGE, STORAGE_SCOPE)
 
 
-def account_url(account_name: str, service: str, override: str | None) -> str:
+def account_url(account_name: str, service: str, override: str | None,
+                trusted_hosts: tuple[str, ...] | list[str] = ()) -> str:
+    """The account URL of a queue or blob service: the stack's, or `override` once the Storage
+    token may go there (an Azure Storage host, loopback for Azurite, or a trusted host)."""
+    from hdsctl.endpoints import EndpointRefused, check_storage_url
+
     url = (override or f"https://{account_name}.{service}.core.windows.net").rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
-        raise EventsUsageError(f"{url}: Storage is reached over https (http only on loopback, for Azurite)")
-    if parts.username or parts.password or parts.query:
-        raise EventsUsageError(f"{url}: give the account URL alone, without credentials or a SAS")
+    try:
+        check_storage_url(url, trusted_hosts)
+    except EndpointRefused as err:
+        raise EventsUsageError(str(err)) from None
     return url
 
 

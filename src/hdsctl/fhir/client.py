@@ -13,7 +13,7 @@ from azure.core.rest import HttpRequest, HttpResponse
 from hdsctl import __version__
 from hdsctl.endpoints import EndpointRefused, check_fhir_url
 from hdsctl.errors import EXIT_BAD_INPUT, BadInput, HdsctlError
-from hdsctl.retry import Budget, BudgetRetryPolicy, RequestCounter
+from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
 
 FHIR_JSON = "application/fhir+json"
 
@@ -51,7 +51,8 @@ class FhirClient:
             raise FhirUrlRefused(str(err)) from None
         self.counter = RequestCounter()
         policies: list[Any] = [UserAgentPolicy(f"hdsctl/{__version__}"),
-                               BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor), self.counter]
+                               BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor), self.counter,
+                               OriginGuard(self.base_url, FhirUrlRefused)]
         if scope is not None:
             if credential is None:
                 from hdsctl.credentials import FHIR, credential_for
@@ -76,7 +77,7 @@ class FhirClient:
         self.close()
 
     def search(self, kind: str, **params: str) -> list[dict]:
-        """Every match (following `next` links)."""
+        """Every match (following `next` links, only on this service's own origin)."""
         found, url, query = [], f"{self.base_url}/{kind}", params
         while url:
             bundle = self._send("GET", url, params=query).json()

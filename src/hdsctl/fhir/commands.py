@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 
-from hdsctl.arguments import count, positive_seconds
+from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of
 from hdsctl.errors import EXIT_FAILED, EXIT_OK, BadInput
 
 
@@ -28,13 +29,12 @@ def add_arguments(commands) -> None:
                         help="the studies named by the events in the service's subscription queue")
     link.add_argument("--follow", action="store_true", help="with --from-queue: keep reading until Ctrl-C")
     link.add_argument("--subscription", help="with --from-queue: which subscription's queue")
-    link.add_argument("--max-tries", type=count, default=5,
+    link.add_argument("--max-tries", type=bounded_count(1, 1000, "tries"), default=5,
                       help="with --from-queue: a message failing this many times goes to <queue>-poison")
     link.add_argument("--url", help="DICOM data-plane URL, overriding the stack's")
     link.add_argument("--fhir-url", help="FHIR service URL, overriding the stack's")
     link.add_argument("--queue-url", help="with --from-queue: the queue service's account URL")
-    link.add_argument("--timeout", type=positive_seconds, default=300,
-                      help="seconds one request may keep retrying (429, 5xx, dropped connections)")
+    add_budget_arguments(link, deadline_help="; --follow runs until stopped, waiting out throttling")
     link.add_argument("--dry-run", action="store_true", help="say what would be written; write nothing")
     link.add_argument("--json", action="store_true", help="one JSON report on stdout")
     link.set_defaults(handler=run_link)
@@ -48,10 +48,9 @@ def add_arguments(commands) -> None:
 
 
 def run_link(args) -> int:
-    from hdsctl.dicom.commands import client_for, service_of
+    from hdsctl.dicom.target import client_for, service_of
     from hdsctl.fhir.client import FhirClient
     from hdsctl.fhir.link import Linker, line_of
-    from hdsctl.retry import Budget
     from hdsctl.spec.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
@@ -62,8 +61,9 @@ def run_link(args) -> int:
     if args.from_queue and args.dry_run:
         raise LinkUsageError("--dry-run reads studies named with --study; a queue's events are consumed")
     fhir_url = args.fhir_url or env.fhir_url(service.fhir_link.fhir_service)
-    fhir_client = FhirClient(fhir_url, trusted_hosts=tuple(env.spec.trusted_hosts), budget=Budget(args.timeout))
-    with client_for(env, service, args.url, args.timeout) as dicom, fhir_client as fhir:
+    budget = budget_of(args)
+    fhir_client = FhirClient(fhir_url, trusted_hosts=tuple(env.spec.trusted_hosts), budget=budget)
+    with client_for(env, service, args.url, budget) as dicom, fhir_client as fhir:
         linker = Linker(dicom, fhir, service.fhir_link.patient_identifier_system, dry_run=args.dry_run)
         emit = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
         if args.from_queue:
@@ -91,17 +91,23 @@ def run_link(args) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def since_time(text: str) -> str:
     """ISO 8601 (UTC when no zone is given), or a duration back from now (90m, 24h, 7d)."""
     import argparse
-    import datetime
     import re
 
     now = datetime.datetime.now(datetime.UTC)
-    match = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    match = re.fullmatch(r"(\d{1,9})([mhd])", text.strip())
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        moment = now - datetime.timedelta(**{unit: int(match.group(1))})
+        back = datetime.timedelta(**{unit: int(match.group(1))})
+        if back > now - EPOCH:
+            raise argparse.ArgumentTypeError(f"{text!r} reaches back before 1970: no DICOM service has changes "
+                                             "that old; give a shorter duration")
+        moment = now - back
     else:
         try:
             moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -111,6 +117,7 @@ def since_time(text: str) -> str:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
     if moment > now:
         raise argparse.ArgumentTypeError(f"{text!r} is in the future")
+    moment = max(moment, EPOCH)  # the change feed starts in 1970 at the earliest
     return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -126,7 +133,7 @@ def _changed_studies(dicom, since: str, emit) -> list[str]:
 
 
 def run_studies(args) -> int:
-    from hdsctl.dicom.commands import service_of
+    from hdsctl.dicom.target import service_of
     from hdsctl.fhir.client import FhirClient
     from hdsctl.spec.load import load_environment, stack_file_path
 
@@ -164,7 +171,7 @@ def _from_queue(args, env, service, linker, emit) -> dict:
 
     target = _queue_of(env, service, args.subscription)
     account, queue_name = target
-    url = account_url(account, "queue", args.queue_url)
+    url = account_url(account, "queue", args.queue_url, env.spec.trusted_hosts)
     credential = StorageTarget(url, queue_name).credential()
     hosts = {naming.host_of(naming.dicom_url(env.workspace_name, service.name)),
              naming.host_of(linker.dicom.base_url)}

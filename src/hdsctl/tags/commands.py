@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from hdsctl.arguments import count, port, positive_seconds
+from hdsctl.arguments import add_budget_arguments, budget_of, count, port, positive_seconds
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_FAILED, EXIT_OK, BadInput, HdsctlError
 
 HEADINGS = {"plan": "Plan", "sync": "Sync", "status": "Status"}
@@ -58,21 +58,20 @@ def _combined(codes: list[int]) -> int:
 
 def _one_service(args, name, url, desired, trusted_hosts):
     from hdsctl.dicom.client import DicomClient
-    from hdsctl.retry import Budget
     from hdsctl.tags.apply import PollSchedule, SyncTimeout, read_state, sync
     from hdsctl.tags.plan import TagPlan, plan
     from hdsctl.tags.report import ServiceReport, tag_states
 
-    # --timeout bounds the whole run, retries included. A refused URL (InsecureUrl) or a
+    # --deadline bounds the whole run, --timeout each request's retries. A refused URL (InsecureUrl) or a
     # missing credential is bad input: it propagates.
-    client = DicomClient(url, trusted_hosts=trusted_hosts, budget=Budget.until(args.timeout))
+    client = DicomClient(url, trusted_hosts=trusted_hosts, budget=budget_of(args))
     report = ServiceReport(name, url, desired, [], TagPlan())
     prune, allow_replace = getattr(args, "prune", False), getattr(args, "allow_replace", False)
     try:
         if args.tags_command == "sync":
             try:
                 outcome = sync(client, desired, prune=prune, allow_replace=allow_replace,
-                               timeout=args.timeout, schedule=PollSchedule(first=args.poll_interval),
+                               timeout=args.deadline, schedule=PollSchedule(first=args.poll_interval),
                                progress=_progress_printer())
                 report.plan, report.taken = outcome.final_plan, outcome.taken
                 report.operations = outcome.operations_followed
@@ -135,15 +134,11 @@ def add_arguments(commands) -> None:
                                 help="also remove tags on the service that are not declared")
             parser.add_argument("--allow-replace", action="store_true",
                                 help="re-add tags whose vr, level or privateCreator changed (reindexes)")
+        add_budget_arguments(parser, deadline=3600 if name == "sync" else 300,
+                             deadline_help="; reindexing included" if name == "sync" else "")
         if name == "sync":
-            parser.add_argument("--timeout", type=positive_seconds, default=3600,
-                                help="seconds for the whole sync, reindexing and retries included "
-                                     "(default 3600)")
             parser.add_argument("--poll-interval", type=positive_seconds, default=1.0,
                                 help="first wait between operation polls, growing to 15 s")
-        else:
-            parser.add_argument("--timeout", type=positive_seconds, default=300,
-                                help="seconds for the whole command, retries included (default 300)")
         parser.set_defaults(handler=run)
 
 
