@@ -115,7 +115,8 @@ def test_an_interrupted_expiry_resumes(local_dicom, run_cli, tmp_path):
             raise KeyboardInterrupt  # Ctrl-C right after the first deletion was journaled
 
         with pytest.raises(KeyboardInterrupt):
-            expiry.carry_out(client, candidates, cutoff, journal, expiry.ExpiryReport("", candidates), interrupt)
+            expiry.carry_out(client, candidates, cutoff, journal, expiry.ExpiryReport("", candidates),
+                             interrupt)
         journal.close()
     first = candidates[0].study
     assert not exists(local_dicom.url, first) and all(exists(local_dicom.url, c.study) for c in candidates[1:])
@@ -208,7 +209,8 @@ def test_plan_out_then_apply_deletes_exactly_the_reviewed_plan(local_dicom, run_
     assert f"Plan written to {plan_file}" in out and exists(local_dicom.url, old.study_uid)
     plan_body = json.loads(plan_file.read_text())
     planned = {item["study"]: item for item in plan_body["studies"]}
-    assert planned[old.study_uid]["basis"] == "StudyDate" and planned[old.study_uid]["instances"] == len(old.instances)
+    assert planned[old.study_uid]["basis"] == "StudyDate"
+    assert planned[old.study_uid]["instances"] == len(old.instances)
     assert "is before" in planned[old.study_uid]["why"]
 
     # The reviewer takes one study out of the plan: a plan changed by hand is refused whole...
