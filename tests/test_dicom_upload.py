@@ -22,6 +22,7 @@ from hdsctl.dicom.journal import Journal
 from hdsctl.dicom.progress import UploadProgress
 from hdsctl.dicom.synthetic import IMPLICIT_VR_LITTLE_ENDIAN, synthetic_study
 from hdsctl.dicom.upload import Options, Upload, plan_batches
+from hdsctl.dicom.upload_report import UploadReport
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 
@@ -268,9 +269,11 @@ def test_a_rerun_of_an_archive_the_journal_holds_whole_reads_neither_stack_model
     assert first["counts"]["stored"] == len(files) and "hdsctl.spec.model" in imported and requests
     again, imported, requests = run()
     assert again["counts"]["alreadyStored"] == len(files) and again["counts"]["notDicom"] == 1
-    assert requests == 0 and again["stack"] == "local" and again["service"] == "radiology"
-    # The journal answers: no stack model, no DICOM library, no client, no sending machinery.
-    assert not {"hdsctl.spec.model", "pydicom", "azure.core", "hdsctl.dicom.upload"} & imported
+    assert again["stack"] == "local" and again["service"] == "radiology"
+    # The journal answers, confirmed by one QIDO listing for the one study: no stack model, no
+    # DICOM library, no sending machinery.
+    assert requests == 1 and again["counts"]["verifiedOnService"] == len(files)
+    assert not {"hdsctl.spec.model", "pydicom", "hdsctl.dicom.upload"} & imported
     (archive / "notes.txt").write_text("changed since")  # anything new or changed: the full path decides
     third, imported, _ = run()
     assert "hdsctl.spec.model" in imported and third["counts"]["notDicom"] == 1
@@ -300,3 +303,181 @@ def test_progress_shows_the_header_scan_then_rates_and_counts(local_dicom, tmp_p
         assert "\r" in shown
     else:
         assert "\r" not in shown and f"{len(files)}/{len(files)} instances" in shown
+
+
+def _recoded(data: bytes, **changes) -> bytes:
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    for keyword, value in changes.items():
+        setattr(dataset, keyword, value)
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_an_instance_stored_earlier_with_other_content_is_a_conflict(run_cli, stack, local_dicom, tmp_path):
+    """Finding 3: a file whose SOPInstanceUID an earlier run (another journal) stored with other
+    content was reported 'already stored', exit 0: the new content was silently dropped."""
+    (path, instance), = write_studies(tmp_path / "first", studies=1, per_series=1)[:1]
+    assert upload(run_cli, stack, local_dicom.url, path.parent)[0] == EXIT_OK
+    same = tmp_path / "same"
+    same.mkdir()
+    (same / "copy.dcm").write_bytes(instance.data)
+    code, report, _ = upload(run_cli, stack, local_dicom.url, same)  # a new journal, the same content
+    assert code == EXIT_OK and report["counts"]["alreadyStored"] == 1
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    (fixed / "renamed.dcm").write_bytes(_recoded(instance.data, PatientName="Corrected^Name"))
+    code, report, _ = upload(run_cli, stack, local_dicom.url, fixed)
+    assert code == EXIT_FAILED
+    failure, = report["failures"]
+    assert failure["reason"] == "conflict"
+    assert "PatientName" in failure["detail"] and "--upsert" in failure["detail"]
+    code, report, _ = upload(run_cli, stack, local_dicom.url, fixed, "--upsert", "--journal", tmp_path / "u.db")
+    assert code == EXIT_OK and report["counts"]["stored"] == 1
+
+
+def test_a_rerun_sends_again_what_the_service_lost(run_cli, stack, local_dicom, tmp_path):
+    """Finding 4: after the service lost data, a re-run said 'every DICOM file is stored' with 0
+    requests, trusting its journal."""
+    files = write_studies(tmp_path / "lost", studies=1, per_series=2)
+    assert upload(run_cli, stack, local_dicom.url, tmp_path / "lost")[0] == EXIT_OK
+    import pydicom
+
+    synthetic_uid = pydicom.dcmread(files[0][0], stop_before_pixels=True).StudyInstanceUID
+    with DicomClient(local_dicom.url) as client:
+        assert client.delete(synthetic_uid)  # an expiry, a restore, a rebuilt service
+    code, report, _ = upload(run_cli, stack, local_dicom.url, tmp_path / "lost")
+    assert code == EXIT_OK, report
+    assert report["counts"]["resentMissing"] == len(files) and report["counts"]["stored"] == len(files)
+    with DicomClient(local_dicom.url) as client:
+        assert len(client.search("instances", study=synthetic_uid)) == len(files)
+
+
+def test_a_truncated_copy_fails_alone_and_the_whole_file_is_stored(run_cli, stack, local_dicom, tmp_path):
+    """Finding 5: a truncated copy made the intact file a conflict, and a truncated implicit-VR
+    file was stored with half its pixels."""
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    study = synthetic_study(instances_per_series=1, size=64)
+    whole = study.instances[0].data
+    (folder / "a-whole.dcm").write_bytes(whole)
+    (folder / "b-cut.dcm").write_bytes(whole[:len(whole) - 1000])
+    implicit = synthetic_study(instances_per_series=1, size=64, transfer_syntax=IMPLICIT_VR_LITTLE_ENDIAN)
+    (folder / "c-implicit-cut.dcm").write_bytes(implicit.instances[0].data[:-2000])
+    code, report, _ = upload(run_cli, stack, local_dicom.url, folder, "--convert-implicit")
+    assert code == EXIT_FAILED
+    failed = {f["file"].rsplit("/", 1)[-1]: f for f in report["failures"]}
+    assert set(failed) == {"b-cut.dcm", "c-implicit-cut.dcm"}
+    assert all(f["reason"] == "truncated" and "short" in f["detail"] for f in failed.values())
+    assert report["counts"]["stored"] == 1
+
+
+def test_files_without_a_preamble_and_structured_reports_are_stored(run_cli, stack, local_dicom, tmp_path):
+    """Finding 6: File Meta first (no preamble) was 'not DICOM'; an SR in a multipart body was
+    refused by the local service."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    folder = tmp_path / "kinds"
+    folder.mkdir()
+    study = synthetic_study(instances_per_series=1, size=16)
+    (folder / "no-preamble.dcm").write_bytes(study.instances[0].data[132:])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    report_sr = Dataset()
+    report_sr.file_meta = meta
+    report_sr.SOPClassUID = meta.MediaStorageSOPClassUID
+    report_sr.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    report_sr.StudyInstanceUID, report_sr.SeriesInstanceUID = study.study_uid, generate_uid()
+    report_sr.Modality, report_sr.PatientID = "SR", study.patient_id
+    report_sr.save_as(folder / "report.dcm", enforce_file_format=True)
+    (folder / "after.dcm").write_bytes(study.instances[1].data)
+    code, report, _ = upload(run_cli, stack, local_dicom.url, folder)
+    assert code == EXIT_OK, report["failures"]
+    assert report["counts"]["stored"] == 3 and report["counts"]["notDicom"] == 0
+
+
+def test_the_scan_ends_on_link_loops_and_skips_special_files(run_cli, stack, local_dicom, tmp_path):
+    """Finding 12: two links to '.' made the scan run forever; a FIFO hung it."""
+    folder = tmp_path / "loops"
+    files = write_studies(folder / "data", studies=1, per_series=1)
+    (folder / "data" / "here").symlink_to(".")
+    (folder / "data" / "again").symlink_to(".")
+    os.mkfifo(folder / "data" / "pipe.dcm")
+    command = [sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(stack.parent), "dicom", "upload",
+               str(folder), "--stack", "local", "--url", local_dicom.url, "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == EXIT_OK, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["counts"]["stored"] == len(files) and report["counts"]["specialFiles"] == 1
+
+
+def test_a_file_changed_between_scan_and_send_fails_alone(local_dicom, tmp_path):
+    """Finding 12: a file shrunk, grown or deleted after the scan stalled or failed its batch-mates."""
+    folder = tmp_path / "changing"
+    files = write_studies(folder, studies=1, per_series=4)
+    journal = Journal(tmp_path / "j.db", local_dicom.url)
+    upload_run = Upload(lambda: DicomClient(local_dicom.url), journal, Options())
+    scanned = upload_run.scan([folder], UploadReport(local_dicom.url, "j"))
+    shrunk, grown, removed = files[0][0], files[1][0], files[2][0]
+    shrunk.write_bytes(shrunk.read_bytes()[:-100])
+    with open(grown, "ab") as stream:
+        stream.write(b"\0" * 100)
+    removed.unlink()
+    result, local = upload_run._send(scanned)
+    journal.close()
+    assert {sop: reason for sop, (reason, _) in local.items()} == {
+        c.sop_uid: "changed" for c in scanned if c.source.path in (shrunk, grown, removed)}
+    assert all("changed while uploading" in detail for _, detail in local.values())
+    assert len(result.stored) == len(files) - 3
+
+
+def test_a_file_that_changes_while_it_is_sent_is_refused_not_sent_cut(tmp_path):
+    from hdsctl.dicom.web import MultipartBody, PartUnreadable
+
+    path = tmp_path / "f.dcm"
+    path.write_bytes(b"x" * 5000)
+    body = MultipartBody([b"first", path])
+    path.write_bytes(b"x" * 10)  # shrunk after the body was sized
+    with pytest.raises(PartUnreadable) as caught:
+        body.read()
+    assert caught.value.index == 1 and "shorter" in caught.value.reason
+    path.write_bytes(b"x" * 6000)
+    body = MultipartBody([path])
+    path.write_bytes(b"x" * 7000)
+    with pytest.raises(PartUnreadable, match="longer"):
+        body.read()
+
+
+def test_odd_names_and_broken_zip_members_are_reported_without_a_traceback(run_cli, stack, local_dicom,
+                                                                           tmp_path, capsys):
+    """Finding 15: a non-UTF-8 file name crashed every re-run; a zip member with a bad CRC
+    crashed the upload."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    study = synthetic_study(instances_per_series=1, size=16)
+    odd = os.fsdecode(b"caf\xe9.dcm")
+    (folder / odd).write_bytes(study.instances[0].data)
+    with zipfile.ZipFile(folder / "bad.zip", "w", zipfile.ZIP_STORED) as bundle:
+        bundle.writestr("member.dcm", study.instances[1].data)
+    raw = bytearray((folder / "bad.zip").read_bytes())
+    at = raw.rfind(b"\x00" * 16)  # inside the member's pixel data: the CRC no longer matches
+    raw[at:at + 4] = b"\x01\x02\x03\x04"
+    (folder / "bad.zip").write_bytes(bytes(raw))
+    for _ in range(2):
+        code, out, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(folder), "--stack",
+                                 "local", "--url", local_dicom.url)
+        assert "Traceback" not in err and code == EXIT_FAILED  # the broken member, every run
+        assert "bad.zip!member.dcm" in out and "CRC" in out and "caf" not in out.split("Files not stored")[1]
+    journal = sqlite3.connect(folder / ".hdsctl-upload.sqlite")
+    assert ("stored",) in journal.execute("select status from files where key like '%caf\\xe9.dcm'").fetchall()
+    for batch in ("1e308", "-3"):
+        with pytest.raises(SystemExit) as usage:
+            run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(folder), "--stack", "local",
+                    "--url", local_dicom.url, "--batch-mb", batch)
+        err = capsys.readouterr().err
+        assert usage.value.code == EXIT_BAD_INPUT and "megabytes" in err and "seconds" not in err

@@ -423,3 +423,44 @@ def test_a_fhir_url_the_token_must_not_reach_is_refused_by_validate(run_cli, wri
     path = write_stack("dev", dev_document)
     code, out, err = run_cli("--stacks-dir", str(path.parent), "validate", "--stack", "dev")
     assert code == EXIT_BAD_INPUT and "hdsctl:fhirServices[0].url" in out + err and "plain http" in out + err
+
+
+def test_malformed_and_oversized_messages_are_poisoned_and_never_block_the_batch(local_events, fhir,
+                                                                                 run_cli):
+    """Finding 10: data as a string or list, or fields of the wrong type, crashed the run with a
+    traceback; a 64 KiB message could not be copied to the poison queue and stopped the run;
+    Finding 8: a study UID with a path in it made a second ImagingStudy."""
+    from azure.storage.queue import QueueClient
+
+    emulator, storage = local_events
+    _drain(storage)
+    host = emulator.url.split("://", 1)[1]
+    study = store(emulator.url)
+    kind = "Microsoft.HealthcareApis.DicomImageCreated"
+    bad = [{"type": kind, "data": "a string"}, {"type": kind, "data": ["a", "list"]},
+           {"type": kind, "data": {"imageStudyInstanceUid": 12, "serviceHostName": host}},
+           {"type": kind, "data": {"imageStudyInstanceUid": "1.2", "serviceHostName": ["x"]}},
+           {"type": kind, "data": {"imageStudyInstanceUid": f"{study.study_uid}/series/1.2",
+                                   "serviceHostName": host}},
+           {"type": kind, "data": {"imageStudyInstanceUid": "1.2?x=1", "serviceHostName": host}},
+           {"type": ["not", "text"], "data": {}}]
+    large = {"type": kind, "data": {"imageStudyInstanceUid": "x" * 47_000, "serviceHostName": host}}
+    good = {"type": kind, "data": {"imageStudyInstanceUid": study.study_uid, "serviceHostName": host}}
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue:
+        for message in [*bad, large, good]:
+            queue.send_message(json.dumps(message))
+    code, out, err = _link_queue(run_cli, emulator, storage, fhir, "--json")
+    assert code == EXIT_OK, err
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert len(report["poisoned"]) == len(bad) + 1
+    assert [r["study"] for r in report["results"]] == [study.study_uid]
+    with QueueClient.from_connection_string(storage.connection_string, "dicom-events-poison") as poison:
+        records = [json.loads(m.content) for m in poison.receive_messages(max_messages=32)]
+        poison.clear_messages()
+    by_reference = [r for r in records if "contentBytes" in r]
+    assert len(by_reference) == 1 and by_reference[0]["contentBytes"] > 47_000
+    assert any("is not a DICOM UID" in r["reason"] for r in records)
+    assert any("data is str" in r["reason"] for r in records) and _queued(storage) == 0
+    assert len([s for s in fhir.resources("ImagingStudy")
+                if study.study_uid in json.dumps(s.get("identifier"))]) == 1

@@ -103,7 +103,7 @@ def run_upload(args) -> int:
     probe.close()
     journal = Journal(journal_path, url)
     options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
-                      args.retry_failed, args.dry_run)
+                      args.retry_failed, args.dry_run, args.verify)
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
     try:
         upload = Upload(lambda: client_for(env, service, args.url, budget), journal,
@@ -136,8 +136,9 @@ def _run_record(args):
 
 def _nothing_to_send(args, journal_path: Path, wanted):
     """A re-run over an archive the journal holds whole, with the same stack file and options:
-    answered from the journal and the files' sizes and times alone, without the stack's model,
-    the DICOM library or the service."""
+    answered from the journal, the files' sizes and times, and one QIDO listing per study that
+    confirms the service still holds them; without the stack's model, the DICOM library or the
+    sending machinery. None when anything is new, changed or missing (the full run decides)."""
     from hdsctl.dicom.journal import quick_rerun
     from hdsctl.dicom.upload_report import UploadReport, already_done
 
@@ -148,9 +149,32 @@ def _nothing_to_send(args, journal_path: Path, wanted):
     counts = already_done(list(args.paths), entries)
     if counts is None:
         return None
+    stored, not_dicom, special = counts
+    if stored and _missing(record.url, args, stored):
+        return None
     report = UploadReport(record.url, str(journal_path))
-    report.done_before, report.not_dicom = counts
+    report.done_before, report.not_dicom, report.special = len(stored), not_dicom, special
+    report.verified = len(stored)
     return record, report
+
+
+def _missing(url: str, args, entries) -> set[str]:
+    from hdsctl.dicom.verify import missing_from_service
+
+    with _journaled_url_client(url, args) as client:
+        return missing_from_service(client, entries)
+
+
+def _journaled_url_client(url: str, args):
+    """A client for the URL the journal's last run resolved, from the same stack file (its
+    digest is unchanged), so the same host rules let it through."""
+    from urllib.parse import urlsplit
+
+    from hdsctl.dicom.client import DicomClient
+
+    base, _, partition = url.partition("/partitions/")
+    return DicomClient(base, trusted_hosts=(urlsplit(base).hostname or "",), budget=budget_of(args),
+                       partition=partition or None)
 
 
 def _print_upload(args, stack: str, service: str, report) -> int:

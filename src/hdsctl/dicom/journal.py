@@ -23,6 +23,7 @@ create table if not exists files (
     size integer not null,
     modified real not null,
     sop_uid text,
+    study_uid text,                -- to confirm with QIDO that what is journaled stored is there
     status text not null,          -- STORED | ALREADY | FAILED
     reason text,                   -- the service's FailureReason code, or a local reason
     detail text,
@@ -52,6 +53,8 @@ class Entry:
     status: str
     reason: str | None
     detail: str | None
+    sop_uid: str | None = None
+    study_uid: str | None = None
 
     def unchanged(self, size: int, modified: float) -> bool:
         """The file is as it was when journaled: a re-run need not open it."""
@@ -59,8 +62,15 @@ class Entry:
 
 
 def _entries(db: sqlite3.Connection) -> dict[str, Entry]:
-    rows = db.execute("select key, size, modified, status, reason, detail from files")
+    rows = db.execute("select key, size, modified, status, reason, detail, sop_uid, study_uid from files")
     return {row[0]: Entry(*row) for row in rows}
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Journals written before study_uid was kept get the column (empty: verified by SOP UID)."""
+    columns = {row[1] for row in db.execute("pragma table_info(files)")}
+    if "study_uid" not in columns:
+        db.execute("alter table files add column study_uid text")
 
 
 def default_path(paths: list[Path]) -> Path:
@@ -98,7 +108,7 @@ def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Ent
         if not same:
             return None
         return record, _entries(db)
-    except sqlite3.Error:
+    except (sqlite3.Error, TypeError):
         return None  # an older journal, or not one: the full path reads it and says what is wrong
     finally:
         db.close()
@@ -111,7 +121,9 @@ class Journal:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("pragma journal_mode=wal")
             self._db.executescript(SCHEMA)
+            _upgrade(self._db)
             row = self._db.execute("select url from service").fetchone()
+            _entries(self._db)  # every column this hdsctl reads is there
         except sqlite3.DatabaseError as err:
             raise JournalRefused(f"{path} is not a usable upload journal ({err}); move it away or "
                                  "name another with --journal") from None
@@ -133,12 +145,13 @@ class Journal:
     def entries(self) -> dict[str, Entry]:
         return _entries(self._db)
 
-    def record(self, outcomes: list[tuple[str, int, float, str | None, str, str | None, str | None]]) -> None:
-        """(key, size, modified, sop uid, status, reason, detail) for each file, in one commit."""
+    def record(self, outcomes: list[tuple]) -> None:
+        """(key, size, modified, sop uid, status, reason, detail, study uid) for each file, in one
+        commit."""
         now = time.time()
         rows = [(*outcome, now) for outcome in outcomes]
         self._write(("insert or replace into files (key, size, modified, sop_uid, status, reason, detail, "
-                     "updated) values (?, ?, ?, ?, ?, ?, ?, ?)", rows))
+                     "study_uid, updated) values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
 
     def _write(self, *statements: tuple[str, list[tuple]]) -> None:
         """The statements (each with its rows) in one transaction; a full disk stops the run."""

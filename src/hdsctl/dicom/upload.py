@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdsctl.dicom import archive, errors
-from hdsctl.dicom.archive import Candidate, Unusable
-from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED, Journal, JournalWriteFailed
+from hdsctl.dicom.archive import Candidate, Source, Unusable
+from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED, Entry, Journal, JournalWriteFailed
 from hdsctl.dicom.upload_report import PENDING, Outcome, UploadReport
-from hdsctl.dicom.web import ALREADY_STORED, StowResult
+from hdsctl.dicom.verify import missing_from_service, stored_differently
+from hdsctl.dicom.web import ALREADY_STORED, PartUnreadable, StowResult
 from hdsctl.errors import HdsctlError
 
 
@@ -31,6 +32,7 @@ class Options:
     convert_implicit: bool = False
     retry_failed: bool = False
     dry_run: bool = False
+    verify: bool = False
 
 
 def plan_batches(candidates: list[Candidate], batch_bytes: int) -> list[list[Candidate]]:
@@ -67,6 +69,7 @@ class Upload:
 
     def scan(self, paths: list[Path], report: UploadReport) -> list[Candidate]:
         done = self.journal.entries()
+        self.skipped_by_journal: list[tuple[Entry, Source, float]] = []
         first_seen: dict[str, Candidate] = {}
         to_send, not_dicom = [], []
         for seen, found in enumerate(archive.walk(paths), 1):
@@ -80,15 +83,19 @@ class Upload:
                 if same_file and earlier.status in (*DONE, NOT_DICOM):  # not even opened
                     report.done_before += earlier.status != NOT_DICOM
                     report.not_dicom += earlier.status == NOT_DICOM
+                    if earlier.status != NOT_DICOM:
+                        self.skipped_by_journal.append((earlier, source, modified))
                     continue
                 found = archive.read_header(source, modified)
             item = found
             if isinstance(item, Unusable):
-                if item.kind == "not-dicom":
+                if item.kind == "special":
+                    report.special += 1
+                elif item.kind == "not-dicom":
                     report.not_dicom += 1
                     if modified is not None:
                         not_dicom.append((item.source.key, item.source.size, modified, None, NOT_DICOM, None,
-                                          None))
+                                          None, None))
                 else:
                     report.outcomes.append(Outcome(item.source.key, FAILED, reason=item.kind,
                                                    detail=item.reason, size=item.source.size))
@@ -122,12 +129,35 @@ class Upload:
                        f"same SOPInstanceUID as {twin.source.key} but different content; neither is "
                        "chosen for you: remove the wrong one", item.source.size)
 
+    def _not_on_service(self, report: UploadReport) -> list[Candidate]:
+        """What the journal calls stored but the service does not hold (a restore, an expiry,
+        a service rebuilt): confirmed with QIDO, read again and sent."""
+        client = self._client()
+        entries = [entry for entry, _, _ in self.skipped_by_journal]
+        missing = missing_from_service(client, entries)
+        resend = []
+        for entry, source, modified in self.skipped_by_journal:
+            if entry.key not in missing:
+                continue
+            found = archive.read_header(source, modified)
+            report.done_before -= 1
+            if isinstance(found, Unusable):
+                report.outcomes.append(Outcome(source.key, FAILED, entry.sop_uid, found.kind, found.reason,
+                                               source.size))
+                continue
+            report.resent += 1
+            resend.append(found)
+        report.verified = len(entries) - len(missing)
+        return resend
+
     # -- send ----------------------------------------------------------------------------
 
     def run(self, paths: list[Path], url: str) -> UploadReport:
         report = UploadReport(url, str(self.journal.path))
         started = time.perf_counter()
         candidates = self.scan(paths, report)
+        if self.skipped_by_journal and (self.options.verify or not self.options.dry_run):
+            candidates += self._not_on_service(report)
         report.scan_seconds = time.perf_counter() - started
         conflicts = {o.sop_uid for o in report.outcomes if o.reason == "conflict"}
         report.outcomes += [Outcome(c.source.key, FAILED, c.sop_uid, "conflict",
@@ -181,15 +211,49 @@ class Upload:
                 for batch in pending:
                     self._mark_pending(batch, report, "not sent: the run stopped")
 
-    def _send(self, batch: list[Candidate]) -> StowResult:
+    def _client(self):
         client = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self.client_factory()
             with self._lock:
                 self._clients.append(client)
-        parts = [archive.explicit_copy(c.source) if c.implicit_vr else c.source for c in batch]
-        study = batch[0].study_uid
-        return client.store(parts, study=study, upsert=self.options.upsert)
+        return client
+
+    def _send(self, batch: list[Candidate]) -> tuple[StowResult | None, dict[str, tuple[str, str]]]:
+        """Store the batch; a file that changed since the scan (or cannot be read whole) fails
+        alone, with its reason, and the rest is sent without it. Instances the service already
+        holds are compared with it: a different content is a conflict, not 'already stored'."""
+        client = self._client()
+        local: dict[str, tuple[str, str]] = {}  # sop uid → (reason, detail), decided here
+        sending = [c for c in batch if not self._changed(c, local)]
+        while sending:
+            parts = [archive.explicit_copy(c.source) if c.implicit_vr else c.source for c in sending]
+            try:
+                result = client.store(parts, study=sending[0].study_uid, upsert=self.options.upsert)
+            except PartUnreadable as err:
+                gone = sending.pop(err.index)
+                local[gone.sop_uid] = ("changed", err.reason)
+                continue
+            already = {f.sop_instance_uid for f in result.failed if f.reason == ALREADY_STORED}
+            if already:
+                local.update(stored_differently(client, [c for c in sending if c.sop_uid in already]))
+            return result, local
+        return None, local
+
+    @staticmethod
+    def _changed(candidate: Candidate, local: dict[str, tuple[str, str]]) -> bool:
+        if candidate.source.member is not None:
+            return False  # a zip member is checked by its CRC as it is read
+        try:
+            info = candidate.source.path.stat()
+        except OSError as err:
+            local[candidate.sop_uid] = ("changed", f"changed while uploading: {err.strerror or err}")
+            return True
+        if (info.st_size, info.st_mtime) != (candidate.source.size, candidate.modified):
+            local[candidate.sop_uid] = ("changed", "changed while uploading: size or time differ from the "
+                                                   "scan; run again to send it as it is now")
+            return True
+        return False
 
     def _settle(self, batch: list[Candidate], future: Future, report: UploadReport) -> None:
         try:
@@ -212,17 +276,20 @@ class Upload:
             self._mark_pending(batch, report, str(err))
             report.stopped = report.stopped or str(err)
             return
-        self._record(self._outcomes(batch, result), batch, report)
-        report.sent_bytes += sum(c.source.size for c in batch)
+        result, local = result
+        self._record(self._outcomes(batch, result, local), batch, report)
+        report.sent_bytes += sum(c.source.size for c in batch if c.sop_uid not in local)
 
     @staticmethod
-    def _outcomes(batch: list[Candidate], result: StowResult) -> list[Outcome]:
-        stored = {s.sop_instance_uid for s in result.stored}
-        failed = {f.sop_instance_uid: f for f in result.failed}
+    def _outcomes(batch: list[Candidate], result: StowResult | None, local: dict) -> list[Outcome]:
+        stored = {s.sop_instance_uid for s in result.stored} if result else set()
+        failed = {f.sop_instance_uid: f for f in result.failed} if result else {}
         outcomes = []
         for candidate in batch:
             key, sop, size = candidate.source.key, candidate.sop_uid, candidate.source.size
-            if sop in stored:
+            if sop in local:
+                outcomes.append(Outcome(key, FAILED, sop, *local[sop], size))
+            elif sop in stored:
                 outcomes.append(Outcome(key, STORED, sop, size=size))
             elif sop in failed and failed[sop].reason == ALREADY_STORED:
                 outcomes.append(Outcome(key, ALREADY, sop, str(ALREADY_STORED), failed[sop].meaning, size))
@@ -236,9 +303,10 @@ class Upload:
 
     def _record(self, outcomes: list[Outcome], batch: list[Candidate], report: UploadReport) -> None:
         modified = {c.source.key: c.modified for c in batch}
+        study = {c.source.key: c.study_uid for c in batch}
         try:
-            self.journal.record([(o.key, o.size, modified[o.key], o.sop_uid, o.status, o.reason, o.detail)
-                                 for o in outcomes])
+            self.journal.record([(o.key, o.size, modified[o.key], o.sop_uid, o.status, o.reason, o.detail,
+                                  study[o.key]) for o in outcomes])
         except JournalWriteFailed as err:
             # Not journaled: the next run sends these again, and meets 45070 for what was stored.
             self._mark_pending(batch, report, "answered, but the journal could not record it")

@@ -30,7 +30,10 @@ class UploadReport:
     journal: str
     outcomes: list[Outcome] = field(default_factory=list)
     not_dicom: int = 0
+    special: int = 0  # FIFOs, devices, sockets: never opened
     done_before: int = 0
+    verified: int | None = None  # of done_before, confirmed on the service by QIDO
+    resent: int = 0  # journaled as stored, not on the service: sent again
     batches: int = 0
     sent_bytes: int = 0
     seconds: float = 0.0
@@ -50,7 +53,9 @@ class UploadReport:
             "url": self.url, "journal": self.journal, "ok": self.ok, "stopped": self.stopped,
             "counts": {"stored": self.count(STORED), "alreadyStored": self.count(ALREADY) + self.done_before,
                        "failed": self.count(FAILED), "pending": self.count(PENDING),
-                       "notDicom": self.not_dicom, "doneInEarlierRuns": self.done_before},
+                       "notDicom": self.not_dicom, "specialFiles": self.special,
+                       "doneInEarlierRuns": self.done_before, "verifiedOnService": self.verified,
+                       "resentMissing": self.resent},
             "batches": self.batches, "sentBytes": self.sent_bytes, "seconds": round(self.seconds, 3),
             "scanSeconds": round(self.scan_seconds, 3),
             "failures": [{"file": o.key, "sopInstanceUid": o.sop_uid, "reason": o.reason, "detail": o.detail}
@@ -58,24 +63,28 @@ class UploadReport:
         }
 
 
-def already_done(paths: list[Path], entries: dict) -> tuple[int, int] | None:
-    """(stored earlier, not DICOM) when every file under `paths` is journaled as one or the other
-    with its size and time unchanged; None as soon as one is not (the full run decides then)."""
-    stored = not_dicom = 0
+def already_done(paths: list[Path], entries: dict) -> tuple[list, int, int] | None:
+    """(the entries stored earlier, not DICOM, special files) when every file under `paths` is
+    journaled as one or the other with its size and time unchanged, or is a FIFO, device or
+    socket; None as soon as one is not (the full run decides then)."""
+    stored, not_dicom, special = [], 0, 0
     for found in archive.walk(paths):
         if isinstance(found, Unusable):
-            return None
+            if found.kind != "special":
+                return None
+            special += 1
+            continue
         source, modified = found
         entry = entries.get(source.key)
         if entry is None or not entry.unchanged(source.size, modified):
             return None
         if entry.status in DONE:
-            stored += 1
+            stored.append(entry)
         elif entry.status == NOT_DICOM:
             not_dicom += 1
         else:
             return None
-    return stored, not_dicom
+    return stored, not_dicom, special
 
 
 def render(report: UploadReport, shown: int = 20) -> str:
@@ -83,10 +92,14 @@ def render(report: UploadReport, shown: int = 20) -> str:
     lines = [f"Upload to {report.url} (journal {report.journal})",
              f"  stored             {report.count(STORED)}",
              f"  already stored     {report.count(ALREADY) + report.done_before}"
-             + (f"  ({report.done_before} recorded by earlier runs)" if report.done_before else ""),
+             + (f"  ({report.done_before} recorded by earlier runs" + (
+                 f", {report.verified} confirmed on the service" if report.verified is not None else "") + ")"
+                if report.done_before else "")
+             + (f"; {report.resent} journaled but missing on the service: sent again" if report.resent else ""),
              f"  failed             {report.count(FAILED)}",
              f"  not sent           {report.count(PENDING)}",
-             f"  not DICOM          {report.not_dicom} (skipped)",
+             f"  not DICOM          {report.not_dicom} (skipped)"
+             + (f"; {report.special} FIFO/device/socket file(s) not opened" if report.special else ""),
              f"  {report.batches} request(s), {report.sent_bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
              f"({rate:.1f} stored/s; headers scanned in {report.scan_seconds:.1f} s)"]
     problems = [o for o in report.outcomes if o.status in (FAILED, PENDING)]

@@ -11,6 +11,7 @@ import io
 import os
 import re
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ FAILED_ATTRIBUTES = "00741048"
 ERROR_COMMENT = "00000902"
 
 
+class PartUnreadable(Exception):
+    """A part could not be read whole as it was sized when the body was made: the file changed,
+    vanished, or (a zip member) failed its CRC. `index` is its place among the parts."""
+
+    def __init__(self, index: int, reason: str):
+        super().__init__(reason)
+        self.index, self.reason = index, reason
+
+
 class MultipartBody(io.RawIOBase):
     """multipart/related; type="application/dicom" read lazily from its parts: a file is opened
     only when the stream reaches it, so memory stays flat however large the upload. Seekable
@@ -72,7 +82,8 @@ class MultipartBody(io.RawIOBase):
             self._pieces.append(head if index == 0 else b"\r\n" + head)
             self._pieces.append(part)
         self._pieces.append(f"\r\n--{self.boundary}--\r\n".encode())
-        self.length = sum(_size(p) for p in self._pieces)
+        self._sizes = [_size(p) for p in self._pieces]  # a file is read to exactly this size
+        self.length = sum(self._sizes)
         self._index, self._offset, self._position, self._file = 0, 0, 0, None
 
     def __len__(self) -> int:
@@ -105,10 +116,7 @@ class MultipartBody(io.RawIOBase):
                 count = min(len(view), len(piece) - self._offset)
                 view[:count] = piece[self._offset:self._offset + count]
             else:
-                if self._file is None:
-                    # closed when the part ends
-                    self._file = open(piece, "rb") if isinstance(piece, (str, Path)) else piece.open()  # noqa: SIM115
-                count = self._file.readinto(view)  # straight into the transport's block
+                count = self._read_part(piece, view[:self._sizes[self._index] - self._offset])
             if count:
                 self._offset += count
                 self._position += count
@@ -116,6 +124,27 @@ class MultipartBody(io.RawIOBase):
             self._close_file()
             self._index, self._offset = self._index + 1, 0
         return 0
+
+    def _read_part(self, piece, view) -> int:
+        """Straight into the transport's block; a part that ends early or runs long is refused
+        (PartUnreadable) rather than sent cut or over its announced length."""
+        part = (self._index - 1) // 2
+        try:
+            if self._file is None:
+                # closed when the part ends
+                self._file = open(piece, "rb") if isinstance(piece, (str, Path)) else piece.open()  # noqa: SIM115
+            count = self._file.readinto(view) if len(view) else 0
+            if count == 0 and len(view):
+                raise PartUnreadable(part, "changed while uploading: the file is shorter than when it was read")
+            if count == len(view) and self._offset + count == self._sizes[self._index] and self._file.read(1):
+                raise PartUnreadable(part, "changed while uploading: the file is longer than when it was read")
+            return count
+        except PartUnreadable:
+            self._close_file()
+            raise
+        except (OSError, EOFError, zipfile.BadZipFile) as err:  # a zip member's CRC is checked at its end
+            self._close_file()
+            raise PartUnreadable(part, f"unreadable while uploading: {err}") from None
 
     def _close_file(self) -> None:
         if self._file is not None:

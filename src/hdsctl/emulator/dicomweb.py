@@ -89,14 +89,15 @@ class DicomWebFront:
 
         boundary, spans = _parts(headers.get("Content-Type", ""), body)
         expiry_ms = _expiry(headers)
-        reader = io.BytesIO(body)  # shares the body's bytes: each header is parsed where it lies
         referenced, failed, accepted, changes = [], [], [], []
         for start, end in spans:
-            reader.seek(start)
+            part = _Window(body, start, end)  # each header is parsed where it lies, within its part
             try:
-                dataset = pydicom.dcmread(reader, stop_before_pixels=True)
-                if reader.tell() > end:
-                    raise EOFError("the header runs past the end of the part")
+                if not _looks_like_part10(body, start, end):
+                    raise ValueError("no preamble and DICM, nor a File Meta group first")
+                dataset = pydicom.dcmread(part, stop_before_pixels=True, force=True)
+                if _cut_short(dataset, part.tell(), end - start):
+                    raise EOFError("the part ends inside an element")
             except Exception as err:
                 failed.append(_item("", "", **{"00081197": ("US", 43264),
                                                 "00000902": ("LO", f"not a DICOM Part 10 file: {err}"[:64])}))
@@ -114,7 +115,7 @@ class DicomWebFront:
             elif not self._claim(sop):
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 45071)}))
             else:
-                header = body[start:min(reader.tell(), end)]
+                header = body[start:start + part.tell()]
                 accepted.append(((start, end), Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"],
                                                         sop, header=header), sop_class))
         try:
@@ -320,6 +321,55 @@ class DicomWebFront:
             raise ApiError(404, "The specified resource was not found.")
         kept = {k: v for k, v in answer_headers.items() if k.lower() in {"content-type", "etag"}}
         return status, kept, payload
+
+
+class _Window(io.RawIOBase):
+    """One part of a body, read in place: a reader stops at the part's end (a part without
+    pixel data, such as an SR, would otherwise be read into the next one)."""
+
+    def __init__(self, body: bytes, start: int, end: int):
+        super().__init__()
+        self._view, self._start, self._end, self._at = memoryview(body), start, end, start
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = max(0, min(len(buffer), self._end - self._at))
+        buffer[:count] = self._view[self._at:self._at + count]
+        self._at += count
+        return count
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: self._start, io.SEEK_CUR: self._at, io.SEEK_END: self._end}[whence]
+        self._at = min(max(self._start, base + offset), self._end)
+        return self._at - self._start
+
+    def tell(self) -> int:
+        return self._at - self._start
+
+
+def _cut_short(dataset, stopped_at: int, size: int) -> bool:
+    """The last element read does not end where reading stopped (a part cut inside an element's
+    header or value; pydicom stops quietly at a short read)."""
+    raw = [element for element in dataset._dict.values() if getattr(element, "value_tell", None) is not None]
+    if not raw:
+        return False
+    last = max(raw, key=lambda element: element.value_tell)
+    if last.length == 0xFFFFFFFF:
+        return False  # a sequence of undefined length: its items were read whole or not at all
+    return last.value_tell + last.length != stopped_at or stopped_at > size
+
+
+def _looks_like_part10(body: bytes, start: int, end: int) -> bool:
+    """The preamble and DICM, or (as fo-dicom, the service's parser, also reads) the File Meta
+    group first without them."""
+    head = body[start:min(end, start + 132)]
+    return (len(head) == 132 and head[128:] == b"DICM") or (
+        len(head) >= 8 and head[:2] == b"\x02\x00" and head[4:6].isalpha() and head[4:6].isupper())
 
 
 def _instant(text: str | None) -> datetime.datetime | None:

@@ -98,7 +98,7 @@ def message_text(content: str | bytes) -> str:
 
 def decode_message(content: str | bytes) -> dict | None:
     """Event Grid writes each event's JSON base64-encoded into the queue message."""
-    text = content.decode() if isinstance(content, bytes) else content
+    text = message_text(content)
     for candidate in (_unbase64(text), text):
         if candidate is None:
             continue

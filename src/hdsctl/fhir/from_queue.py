@@ -14,13 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from azure.core.exceptions import AzureError
+
 from hdsctl import naming
 from hdsctl.dicom.errors import DicomApiError, ServiceUnreachable
+from hdsctl.dicom.web import is_uid
 from hdsctl.events.tail import decode_message, event_type, message_text
 from hdsctl.fhir.client import FhirError, FhirUnreachable
 from hdsctl.fhir.link import LinkResult, line_of
 
 BATCH = 32
+# A queue message is at most 64 KiB; the poison record adds the reason and ids, and the queue
+# client encodes it (base64 adds a third), so content over this is kept by reference.
+POISON_CONTENT_BYTES = 40_000
 RETRY_AFTER_SECONDS = 30  # with --follow: how long a failed message stays hidden before the next try
 
 
@@ -49,7 +55,15 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
             waiting = list(queue.peek_messages(max_messages=BATCH))
             if not waiting or all(m.id in tried for m in waiting):
                 return run
-        batch = list(queue.receive_messages(max_messages=BATCH, visibility_timeout=120))
+        try:
+            batch = list(queue.receive_messages(max_messages=BATCH, visibility_timeout=120))
+        except AzureError as err:
+            if not follow:
+                raise
+            # Following runs for hours: Storage throttling or a passing outage is waited out.
+            emit(f"waiting  the queue did not answer ({str(err).splitlines()[0][:160]}); trying again")
+            stop.wait(idle_seconds * 5)
+            continue
         # Following, a failed message is tried again when it reappears; in one run, only once.
         fresh = batch if follow else [m for m in batch if m.id not in tried]
         fresh_ids = {m.id for m in fresh}
@@ -90,23 +104,43 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
 
 
 def _study_of(message, serves) -> tuple[str | None, str]:
+    """The study a message names, or why the message is not one this linker can use. Every
+    field is checked for its type before it is used: a queue takes any text."""
     body = decode_message(message.content)
     if body is None:
         return None, "not an event (neither base64 JSON nor JSON)"
     kind = event_type(body)
-    data = body.get("data") or {}
-    if kind not in naming.DICOM_EVENT_TYPES or not data.get("imageStudyInstanceUid"):
-        return None, f"not a DICOM image event ({kind or 'no type'})"
-    if not serves(data.get("serviceHostName")):
-        return None, f"an event of another DICOM service ({data.get('serviceHostName')})"
-    return str(data["imageStudyInstanceUid"]), ""
+    data = body.get("data")
+    if kind not in naming.DICOM_EVENT_TYPES:
+        return None, f"not a DICOM image event ({kind[:80] or 'no type'})"
+    if not isinstance(data, dict):
+        return None, f"a {kind} event whose data is {type(data).__name__}, not an object"
+    study, host = data.get("imageStudyInstanceUid"), data.get("serviceHostName")
+    if not isinstance(host, str) or not serves(host):
+        return None, f"an event of another DICOM service ({str(host)[:120]})"
+    if not is_uid(study):
+        return None, f"imageStudyInstanceUid {str(study)[:80]!r} is not a DICOM UID"
+    return study, ""
 
 
 def _poison(queue, poison, message, reason: str, run: QueueRun, emit) -> None:
-    poison.send_message(json.dumps({"reason": reason, "messageId": message.id,
-                                    "dequeueCount": message.dequeue_count,
-                                    "content": message_text(message.content),
-                                    "poisonedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
-    queue.delete_message(message)
+    """Copy the message to the poison queue with the reason, then delete it. A message too large
+    to copy whole goes by reference (its id and size). If Storage refuses the copy, the message
+    stays where it is and the run goes on."""
+    text = message_text(message.content)
+    record = {"reason": reason, "messageId": message.id, "dequeueCount": message.dequeue_count,
+              "poisonedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if len(text.encode()) <= POISON_CONTENT_BYTES:
+        record["content"] = text
+    else:
+        record["contentBytes"] = len(text.encode())
+        record["note"] = "too large to copy here: the content is not kept"
+    try:
+        poison.send_message(json.dumps(record))
+        queue.delete_message(message)
+    except AzureError as err:
+        run.failures.append(f"message {message.id}: could not be poisoned ({str(err).splitlines()[0][:200]})")
+        emit(f"failed   message {message.id}: {reason}; the poison queue refused it, so it stays queued")
+        return
     run.poisoned.append(f"{message.id}: {reason}")
     emit(f"poison   message {message.id}: {reason}")
