@@ -28,6 +28,16 @@ def write_atomic(path: Path | str, data: str | bytes, *, encoding: str = "utf-8"
     a part. The file keeps its permissions; a new file gets the usual ones (0666 less umask)."""
     path = Path(path)
     payload = data.encode(encoding) if isinstance(data, str) else data
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))  # the link stays; its target gets the new content
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with open(path, "wb") as stream:  # a device or FIFO (/dev/null, /dev/stdout) is written to,
+            stream.write(payload)  # never replaced by a regular file
+        return
     folder = path.parent if str(path.parent) else Path(".")
     mode = _mode_for(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -70,6 +70,8 @@ class DicomWebFront:
 
     def handle(self, method: str, base: str, rest: list[str], pairs: list[tuple[str, str]],
                headers, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if not _dicomweb_route(rest):  # nothing else reaches the engine's own REST API
+            raise ApiError(400, f"/{'/'.join(rest)[:200]} is not a DICOMweb route of this service.")
         if method in {"POST", "PUT"} and rest[0] == "studies" and len(rest) <= 2:
             return self.stow(method, base, rest[1] if len(rest) == 2 else None, headers, body)
         if method == "DELETE" and rest[0] == "studies" and len(rest) in (2, 4, 6):
@@ -377,6 +379,37 @@ def _instant(text: str | None) -> datetime.datetime | None:
         return None
     moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+WADO_TAILS = {"metadata", "rendered", "thumbnail", "frames", "bulkdata"}
+
+
+def _dicomweb_route(rest: list[str]) -> bool:
+    """studies[/UID[/series[/UID[/instances[/UID]]]]][/metadata|rendered|frames/N,...[/rendered]],
+    the top-level series and instances searches, and the change feed: UIDs are digits and dots."""
+    if rest[:1] == ["changefeed"]:
+        return rest in (["changefeed"], ["changefeed", "latest"])
+    if rest in (["series"], ["instances"]):
+        return True
+    labels = ("studies", "series", "instances")
+    index = 0
+    while index < len(rest) and index // 2 < len(labels) and rest[index] == labels[index // 2]:
+        if index + 1 < len(rest) and not _is_uid(rest[index + 1]):
+            return rest[index + 1] in {"series", "instances"} and index + 2 == len(rest)
+        index += 2
+    tail = rest[index:]
+    if not tail:
+        return bool(rest)
+    if tail in (["series"], ["instances"]):
+        return index >= 2  # a search inside a study or series
+    if tail[0] == "frames":
+        frames_ok = len(tail) >= 2 and all(f.isdigit() for f in tail[1].split(","))
+        return frames_ok and tail[2:] in ([], ["rendered"])
+    return len(tail) == 1 and tail[0] in WADO_TAILS
+
+
+def _is_uid(text: str) -> bool:
+    return 0 < len(text) <= 64 and all(part.isdigit() for part in text.split("."))
 
 
 def _is_qido(rest: list[str]) -> bool:

@@ -43,12 +43,15 @@ def loopback_shim() -> Path:
     source = resources.files("hdsctl.emulator").joinpath("native/bind_loopback.c").read_bytes()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hdsctl"
     target = cache / f"bind_loopback-{hashlib.sha256(source).hexdigest()[:12]}.so"
-    if target.exists():
+    if target.exists() and _private(cache) and _private(target):
         return target
+    if cache.exists() and not _private(cache):
+        cache = Path(tempfile.mkdtemp(prefix="hdsctl-shim-"))  # another user could swap what is preloaded
+        target = cache / target.name
     compiler = shutil.which("cc") or shutil.which("gcc")
     if not compiler:
         raise EngineUnavailable("building the engine's loopback shim needs a C compiler (apt-get install gcc)")
-    cache.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     with tempfile.TemporaryDirectory(dir=cache) as work:
         source_path = Path(work) / "bind_loopback.c"
         source_path.write_bytes(source)
@@ -59,6 +62,12 @@ def loopback_shim() -> Path:
             raise EngineUnavailable(f"could not build the engine's loopback shim: {result.stderr[:500]}")
         os.replace(built, target)
     return target
+
+
+def _private(path: Path) -> bool:
+    """Owned by this user and writable by no one else: safe to preload into the engine."""
+    info = path.lstat()
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022 and not path.is_symlink()
 
 
 class OrthancEngine:
@@ -109,6 +118,12 @@ class OrthancEngine:
 
     def log_tail(self) -> str:
         return self._process.log_tail()
+
+    def alive(self) -> bool:
+        return self._process.alive()
+
+    def stopped_because(self) -> str:
+        return f"exit {self._process.exit_code()}: {self.log_tail()[-300:]}"
 
     def stop(self) -> None:
         self._process.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -14,6 +15,25 @@ from pathlib import Path
 from hdsctl.errors import BadInput
 
 START_SECONDS = 30
+# Started beside each engine: when hdsctl's process dies, even by SIGKILL, the pipe from it
+# closes, and this stops the engine's process group and removes its work folder.
+WATCHDOG = """
+import os, shutil, signal, sys, time
+group, work = int(sys.argv[1]), sys.argv[2]
+sys.stdin.buffer.read()
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        break
+    for _ in range(50):
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+shutil.rmtree(work, ignore_errors=True)
+"""
 # /proc/net/tcp spells 127.0.0.1 and ::1 this way.
 LOOPBACK_ADDRESSES = {"0100007F", "00000000000000000000000001000000"}
 
@@ -49,6 +69,7 @@ class LocalProcess:
         self.name = name
         self.work: Path | None = None
         self._process: subprocess.Popen | None = None
+        self._watchdog: subprocess.Popen | None = None
 
     def make_work_folder(self) -> Path:
         self.work = Path(tempfile.mkdtemp(prefix=f"hdsctl-{self.name.lower()}-"))
@@ -62,6 +83,8 @@ class LocalProcess:
         with open(work / f"{self.name.lower()}.log", "wb") as log:  # the child keeps its own handle
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                              start_new_session=True)
+        self._watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(self._process.pid), str(work)],
+                                          stdin=subprocess.PIPE, start_new_session=True)
         try:
             self._wait(ready)
             for port in ports:
@@ -84,6 +107,12 @@ class LocalProcess:
             time.sleep(0.1)
         raise EngineUnavailable(f"{self.name} did not answer within {START_SECONDS} s: {self.log_tail()}")
 
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
     def log_tail(self) -> str:
         path = self.work / f"{self.name.lower()}.log" if self.work else None
         if not path or not path.exists():
@@ -102,3 +131,7 @@ class LocalProcess:
         if self.work is not None:
             shutil.rmtree(self.work, ignore_errors=True)
             self.work = None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # its work is done: let it go
+            watchdog.stdin.close()
+            watchdog.wait(timeout=10)

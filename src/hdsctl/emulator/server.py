@@ -311,7 +311,10 @@ def _handler(emulator: Emulator):
                 if emulator.front is not None and rest and rest[0] in {"studies", "series", "instances",
                                                                        "changefeed"}:
                     raw = self.rfile.read(self._length(MAX_STOW_BYTES)) if method in {"POST", "PUT"} else b""
-                    answer = emulator.front.handle(method, base, rest, pairs, self.headers, raw)
+                    try:
+                        answer = emulator.front.handle(method, base, rest, pairs, self.headers, raw)
+                    except OSError as err:  # the engine is gone: answered as Azure does, no traceback
+                        raise ApiError(503, f"the local engine did not answer ({err})") from None
                     return self._answer_raw(*answer)
                 body = self._body() if method in {"POST", "PATCH"} else None
                 seen.body = body

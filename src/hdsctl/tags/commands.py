@@ -201,16 +201,17 @@ def run_emulator(args) -> int:
                 raise UsageError(f"the FHIR stand-in cannot listen on {args.host}:{args.fhir_port}: "
                                  f"{err.strerror}; "
                                  "pick another --fhir-port (0 takes a free one)") from None
-        _serve(args, engine, storage, routes, dead_letter_container, fhir)
+        return _serve(args, engine, storage, routes, dead_letter_container, fhir)
     finally:
         for started in (fhir, storage):
             if started is not None:
                 started.stop()
-    return EXIT_OK
 
 
-def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> None:
+def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> int:
+    import contextlib
     import signal
+    import socket
     import threading
 
     from hdsctl.emulator.server import Emulator
@@ -219,6 +220,9 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> None:
     try:
         emulator = Emulator(args.host, args.port, instances=args.instances, seed=args.seed, engine=engine,
                             knobs=Knobs(instances_per_second=args.instances_per_second))
+    except socket.gaierror:
+        raise UsageError(f"cannot listen on {args.host}: the local service listens on IPv4 loopback; "
+                         "use --host 127.0.0.1 (or another 127.x.y.z address)") from None
     except OSError as err:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {err.strerror}; "
                          "pick another --port (0 takes a free one)") from None
@@ -250,9 +254,17 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> None:
 
             # Written whole, once everything listens: a reader polling for it never sees half.
             write_atomic(args.url_file, json.dumps(endpoints, indent=2) + "\n")
-        stop.wait()
+        while not stop.wait(0.5):
+            if engine is not None and not engine.alive():
+                print(f"the local DICOM engine (Orthanc) stopped unexpectedly ({engine.stopped_because()}); "
+                      "stopping the local service", file=sys.stderr, flush=True)
+                return EXIT_FAILED
+        return EXIT_OK
     finally:
         emulator.stop()
+        if args.url_file:
+            with contextlib.suppress(FileNotFoundError):  # its endpoints are gone: so is the file
+                Path(args.url_file).unlink()
 
 
 def _event_routes(args):
