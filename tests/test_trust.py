@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,14 +21,14 @@ from conftest import STACKS
 from hdsctl.dicom import errors
 from hdsctl.dicom.client import DicomClient
 from hdsctl.errors import EXIT_BAD_INPUT
-from hdsctl.files import write_atomic
 from hdsctl.fhir.client import FhirClient, FhirUrlRefused
+from hdsctl.files import write_atomic
 
 
 class _Paging(BaseHTTPRequestHandler):
     """A FHIR server whose search answers with a `next` link to another host."""
 
-    seen: list[str] = []
+    seen: typing.ClassVar[list[str]] = []
 
     def do_GET(self):
         _Paging.seen.append(self.headers.get("Host"))
@@ -49,7 +50,7 @@ def test_a_paging_link_to_another_host_is_not_followed():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with FhirClient(f"http://127.0.0.1:{server.server_address[1]}") as client, \
-                pytest.raises(FhirUrlRefused, match="127.0.0.2"):
+                pytest.raises(FhirUrlRefused, match=r"127\.0\.0\.2"):
             client.search("ImagingStudy")
     finally:
         server.shutdown()
