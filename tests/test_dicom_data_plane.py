@@ -291,7 +291,8 @@ def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom)
         assert url_file.exists(), process.stderr.read()
         engines = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == process.pid]
         assert engines, "the emulator started no engine"
-        with DicomClient(json.loads(url_file.read_text())["dicomUrl"]) as client:
+        dicom_url = json.loads(url_file.read_text())["dicomUrl"]
+        with DicomClient(dicom_url) as client:
             assert client.search("studies") == []
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -299,7 +300,8 @@ def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom)
     finally:
         if process.poll() is None:
             process.kill()
-    assert listening_addresses(int(json.loads(url_file.read_text())["dicomUrl"].rsplit(":", 1)[1])) == set()
+    assert listening_addresses(int(dicom_url.rsplit(":", 1)[1])) == set()
+    assert not url_file.exists()  # its endpoints are gone, and so is the file naming them
 
 
 def _parent(pid: int) -> int:
