@@ -71,6 +71,14 @@ def test_decimal_string_is_a_supported_extended_query_tag_vr(run_cli, tmp_path):
     ["emulator", "--instances-per-second", "0"],
     ["preview", "--stack", "dev", "--frobnicate"],
     ["no-such-command"],
+    # Issue 20, findings 15 and 16: each of these ended in a traceback or a wrong hint.
+    ["fhir", "link", "--stack", "local", "--since", "99999999d"],
+    ["fhir", "link", "--stack", "local", "--from-queue", "--max-tries", "0"],
+    ["capacity", "--stack", "local", "--years", "100000"],
+    ["events", "tail", "--stack", "local", "--max", "0"],
+    ["dicom", "expire", "--stack", "local", "--older-than", "2025y"],
+    ["dicom", "upload", ".", "--stack", "local", "--batch-mb", "1e308"],
+    ["dicom", "smoke", "--stack", "local", "--deadline", "inf"],
 ])
 def test_usage_errors_exit_3_not_the_drift_code(run_cli, args, capsys):
     with pytest.raises(SystemExit) as ended:
@@ -78,6 +86,14 @@ def test_usage_errors_exit_3_not_the_drift_code(run_cli, args, capsys):
     assert ended.value.code == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+
+
+def test_a_change_feed_start_before_1970_is_read_from_1970(monkeypatch):
+    """Issue 20, finding 15: --since 0001-01-01 became a 400 (a year the change feed refuses)."""
+    from hdsctl.fhir.commands import since_time
+
+    assert since_time("0001-01-01") == "1970-01-01T00:00:00Z"
+    assert since_time("2026-01-02T03:04:05Z") == "2026-01-02T03:04:05Z"
 
 
 def test_an_audit_with_no_stacks_is_an_error(run_cli, tmp_path):

@@ -481,3 +481,15 @@ def test_odd_names_and_broken_zip_members_are_reported_without_a_traceback(run_c
                     "--url", local_dicom.url, "--batch-mb", batch)
         err = capsys.readouterr().err
         assert usage.value.code == EXIT_BAD_INPUT and "megabytes" in err and "seconds" not in err
+
+
+def test_a_journal_missing_columns_is_refused_with_a_message(run_cli, stack, local_dicom, tmp_path):
+    """Issue 20, finding 15: a journal missing columns ended in a traceback."""
+    write_studies(tmp_path / "data", studies=1, per_series=1)
+    journal = tmp_path / "old.sqlite"
+    with sqlite3.connect(journal) as db:
+        db.execute("create table service (url text not null)")
+        db.execute("create table files (key text primary key, status text)")
+    code, out, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "data"),
+                             "--stack", "local", "--url", local_dicom.url, "--journal", str(journal))
+    assert code == EXIT_BAD_INPUT and "not a usable upload journal" in err and "Traceback" not in err
