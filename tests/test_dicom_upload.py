@@ -490,6 +490,6 @@ def test_a_journal_missing_columns_is_refused_with_a_message(run_cli, stack, loc
     with sqlite3.connect(journal) as db:
         db.execute("create table service (url text not null)")
         db.execute("create table files (key text primary key, status text)")
-    code, out, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "data"),
+    code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "data"),
                              "--stack", "local", "--url", local_dicom.url, "--journal", str(journal))
     assert code == EXIT_BAD_INPUT and "not a usable upload journal" in err and "Traceback" not in err
