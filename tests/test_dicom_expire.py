@@ -140,6 +140,9 @@ def test_a_study_without_a_date_is_as_old_as_its_first_storage(tmp_path):
             return [{"0020000D": {"Value": [filters["StudyInstanceUID"]]},
                      **({"00080020": {"Value": [dated]}} if dated else {}), "00080061": {"Value": ["CR"]}}]
 
+        def search_all(self, level, filters, **options):
+            return self.search(level, filters)
+
         def change_feed(self, start, end_time=None):
             return [{"Sequence": 1, "Action": "Create", "StudyInstanceUid": "1.1", "SopInstanceUid": "1.1.1",
                      "Timestamp": "2012-03-04T05:06:07Z"},

@@ -32,7 +32,14 @@ from hdsctl.dicom.models import (
     lower_keys,
     operation_id_from_url,
 )
-from hdsctl.dicom.web import MultipartBody, StowResult, check_uid, parse_stow_answer, split_multipart
+from hdsctl.dicom.web import (
+    MultipartBody,
+    StowResult,
+    check_uid,
+    parse_stow_answer,
+    split_multipart,
+    utc_text,
+)
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
 from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
@@ -188,6 +195,17 @@ class DicomClient:
                               ok=(200, 204))
         return [] if response.status_code == 204 else (response.json() or [])
 
+    def search_all(self, level: str, filters: dict[str, str] | None = None,
+                   **options) -> Iterator[dict[str, Any]]:
+        """Every QIDO match at `level`, in pages of the largest size, until a short page."""
+        offset = 0
+        while True:
+            page = self.search(level, filters, limit=PAGE_LIMIT, offset=offset, **options)
+            yield from page
+            if len(page) < PAGE_LIMIT:
+                return
+            offset += len(page)
+
     def retrieve_instance(self, study: str, series: str, instance: str) -> bytes:
         """The stored file, as it was stored (original transfer syntax)."""
         path = self._web("/studies", study, series, instance)
@@ -203,7 +221,7 @@ class DicomClient:
                     page_limit: int = CHANGE_FEED_LIMIT) -> Iterator[dict[str, Any]]:
         """Every change from `start_time` on, before `end_time` if given (v2: pages of up to 200 by
         offset, until a short page). Sequence numbers may have gaps; that is normal."""
-        window = {"startTime": _utc(start_time), **({"endTime": _utc(end_time)} if end_time else {})}
+        window = {"startTime": utc_text(start_time), **({"endTime": utc_text(end_time)} if end_time else {})}
         offset = 0
         while True:
             page = self._send("GET", "/changefeed", params={
@@ -279,15 +297,6 @@ class DicomClient:
         if response.status_code in ok:
             return response
         raise _error_for(response, method, url)
-
-
-def _utc(text: str) -> str:
-    """An ISO 8601 time as the change feed takes it: UTC, with a Z."""
-    import datetime
-
-    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json_or_none(response: HttpResponse) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdsctl.arguments import add_budget_arguments, budget_of, megabytes
+from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of, megabytes
 from hdsctl.dicom.expire_command import add_expire_arguments
 from hdsctl.dicom.target import DicomUsageError, client_for, service_of
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
@@ -29,7 +29,8 @@ def add_arguments(commands) -> None:
     upload.add_argument("--stack", required=True, help="environment, e.g. dev")
     upload.add_argument("--service", help="the DICOM service (needed when the stack has several)")
     upload.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
-    upload.add_argument("--concurrency", type=_workers, default=4, help="STOW requests in flight (default 4)")
+    upload.add_argument("--concurrency", type=bounded_count(1, 64, "requests in flight"), default=4,
+                        help="STOW requests in flight (1-64; default 4)")
     upload.add_argument("--batch-mb", type=megabytes, default=16,
                         help="instances per request up to this many MB, one study each (default 16)")
     upload.add_argument("--journal", type=Path, help="the SQLite journal (default: .hdsctl-upload.sqlite "
@@ -46,17 +47,6 @@ def add_arguments(commands) -> None:
     upload.add_argument("--json", action="store_true", help="one JSON report on stdout, every failure in it")
     upload.set_defaults(handler=run_upload)
     add_expire_arguments(sub)
-
-
-def _workers(text: str) -> int:
-    from hdsctl.arguments import count
-
-    value = count(text)
-    if not 1 <= value <= 64:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"{value}: give 1 to 64 requests in flight")
-    return value
 
 
 def run_smoke(args) -> int:

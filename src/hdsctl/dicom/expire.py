@@ -17,7 +17,6 @@ from hdsctl.dicom.expiry_journal import ExpiryJournal
 from hdsctl.dicom.web import dicom_values, first_value, is_uid
 from hdsctl.errors import BadInput, HdsctlError
 
-PAGE = 200
 MAX_YEARS = 200
 STUDY_DATE, STORED = "StudyDate", "stored"
 GONE = "not on the service any more"
@@ -125,7 +124,7 @@ def find_candidates(client, journal: ExpiryJournal, cutoff: datetime.date,
     last_day = (cutoff - datetime.timedelta(days=1)).strftime("%Y%m%d")
     filters = {"StudyDate": f"-{last_day}", **({"ModalitiesInStudy": modality} if modality else {})}
     found: dict[str, Candidate] = {}
-    for study in _all_pages(client, filters):
+    for study in client.search_all("studies", filters, includefield=(MODALITIES, INSTANCES)):
         uid, day = _text(study, STUDY_UID), study_date(_text(study, STUDY_DATE_TAG))
         if is_uid(uid) and day is not None and day < cutoff:
             why = f"StudyDate {day.isoformat()} is before {cutoff.isoformat()}"
@@ -145,17 +144,6 @@ def find_candidates(client, journal: ExpiryJournal, cutoff: datetime.date,
             day = stored[:10].replace("-", "")
             found[uid] = Candidate(uid, day, STORED, modalities, _instances(matches[0]), why)
     return sorted(found.values(), key=lambda c: (c.date, c.study))
-
-
-def _all_pages(client, filters: dict) -> list[dict]:
-    found, offset = [], 0
-    while True:
-        page = client.search("studies", filters, limit=PAGE, offset=offset,
-                             includefield=(MODALITIES, INSTANCES))
-        found += page
-        if len(page) < PAGE:
-            return found
-        offset += len(page)
 
 
 def still_due(client, journal: ExpiryJournal, candidate: Candidate, cutoff: datetime.date) -> str | None:
@@ -203,10 +191,10 @@ class ExpiryReport:
 
 def carry_out(client, candidates: list[Candidate], cutoff: datetime.date, journal: ExpiryJournal,
               report: ExpiryReport, on_deleted=lambda candidate: None) -> ExpiryReport:
-    """Delete exactly `candidates`, each re-checked first; the journal holds the intent before
-    each DELETE and the answer after it, so an interrupted run loses no record."""
+    """Delete exactly `candidates`, each re-checked first (against the journal's change feed as
+    last followed); the journal holds the intent before each DELETE and the answer after it,
+    so an interrupted run loses no record."""
     report.listed_only = False
-    journal.follow_change_feed(client)
     for candidate in candidates:
         try:
             why_not = still_due(client, journal, candidate, cutoff)

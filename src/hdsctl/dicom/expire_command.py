@@ -79,8 +79,8 @@ def run_expire(args) -> int:
         journal_path = args.journal or Path(f"hdsctl-expire-{env.name}-{service.name}.sqlite")
         journal = ExpiryJournal(journal_path, url)
         try:
-            if args.full:
-                journal.follow_change_feed(client, full=True)
+            if args.full or plan is not None:  # a listing follows it itself
+                journal.follow_change_feed(client, full=args.full)
             candidates = plan.candidates if plan else find_candidates(client, journal, cutoff, args.modality)
             report = ExpiryReport(cutoff.isoformat(), candidates)
             if args.plan_out:

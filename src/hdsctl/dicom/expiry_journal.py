@@ -9,11 +9,11 @@ service shows when the study is re-checked.
 from __future__ import annotations
 
 import datetime
-import re
 import sqlite3
 import time
 from pathlib import Path
 
+from hdsctl.dicom.web import utc_text
 from hdsctl.errors import BadInput
 
 EPOCH = "1970-01-01T00:00:00Z"
@@ -30,14 +30,6 @@ create table if not exists feed (last_sequence integer not null, last_time text 
 
 class ExpiryJournalRefused(BadInput):
     """A file that cannot be this service's expiry journal."""
-
-
-def utc_text(value: str) -> str:
-    """A change-feed timestamp as one comparable text: UTC, microseconds, Z."""
-    text = re.sub(r"(\.\d{6})\d+", r"\1", str(value).strip().replace("Z", "+00:00"))
-    moment = datetime.datetime.fromisoformat(text)
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ExpiryJournal:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from hdsctl.dicom.web import first_value, is_uid
 
-PAGE_LIMIT = 200  # QIDO's largest page
-
 # Attributes that tell two files with one SOPInstanceUID apart: the patient, the study's and
 # the image's identity and geometry. Pixel values themselves are not compared (that would
 # mean downloading every instance).
@@ -33,20 +31,10 @@ def missing_from_service(client, entries) -> set[str]:
                                                             limit=1):
             missing.add(entry.key)  # journaled before study UIDs were kept: one look-up each
     for study, wanted in by_study.items():
-        held = _instances_of(client, study)
+        held = {str(first_value(item, "00080018") or "")
+                for item in client.search_all("instances", study=study, includefield=("00080018",))}
         missing |= {entry.key for entry in wanted if entry.sop_uid not in held}
     return missing
-
-
-def _instances_of(client, study: str) -> set[str]:
-    held, offset = set(), 0
-    while True:
-        page = client.search("instances", study=study, limit=PAGE_LIMIT, offset=offset,
-                             includefield=("00080018",))
-        held |= {str(first_value(item, "00080018") or "") for item in page}
-        if len(page) < PAGE_LIMIT:
-            return held
-        offset += len(page)
 
 
 def stored_differently(client, candidates) -> dict[str, tuple[str, str]]:

@@ -215,6 +215,17 @@ def _instance_uids(item: dict) -> tuple[str, str]:
     return first_value(item, SOP_INSTANCE) or "", first_value(item, SOP_CLASS) or ""
 
 
+def utc_text(value: str) -> str:
+    """An ISO 8601 time as the change feed takes it, and as its timestamps are compared: UTC,
+    microseconds, Z (a time without a zone is UTC; digits past the microsecond are dropped)."""
+    import datetime
+
+    text = re.sub(r"(\.\d{6})\d+", r"\1", str(value).strip().replace("Z", "+00:00"))
+    moment = datetime.datetime.fromisoformat(text)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def dicom_values(dataset: dict, tag: str) -> list:
     """An attribute's values in DICOM JSON (PS3.18 F.2), by its 8-hex tag in either case."""
     element = dataset.get(tag) or dataset.get(tag.lower()) or {}
