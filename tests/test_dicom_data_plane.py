@@ -197,10 +197,10 @@ def test_faults_are_messages_with_a_non_zero_exit(run_cli, local_stack, local_di
     first = report["steps"][0]["detail"]
     assert "424" in first and "storage account or its key vault" in first
 
-    with socket.socket() as probe:  # a free port with nothing listening
+    with socket.socket() as probe:  # held bound, not listening: refused, and no other test takes it
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code, report, err = smoke(run_cli, local_stack, f"http://127.0.0.1:{port}", "--timeout", "5")
+        code, report, err = smoke(run_cli, local_stack, f"http://127.0.0.1:{port}", "--timeout", "5")
     assert code == EXIT_FAILED and "Traceback" not in err
     assert "got no answer" in report["steps"][0]["detail"] and report["cleanup"] == "not needed"
 

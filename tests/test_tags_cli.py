@@ -130,11 +130,13 @@ def test_plain_http_to_a_remote_host_is_bad_input(run_cli, local_stack):
 def test_unreachable_service_fails_with_a_message(run_cli, local_stack):
     import socket
 
-    with socket.socket() as probe:  # a free port with nothing listening
+    # A port held bound but not listening: connections are refused, and no server another test
+    # starts meanwhile can take it.
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code, out, _ = run_cli("--stacks-dir", str(local_stack.parent), "tags", "status", "--stack", "local",
-                           "--url", f"http://127.0.0.1:{port}")
+        code, out, _ = run_cli("--stacks-dir", str(local_stack.parent), "tags", "status", "--stack", "local",
+                               "--url", f"http://127.0.0.1:{port}")
     assert code == EXIT_FAILED
     assert "FAILED: GET http://127.0.0.1:" in out and "got no answer" in out and "check the URL" in out
 
