@@ -13,7 +13,14 @@ from support.tokens import jwt
 
 from hdsctl import roles
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from hdsctl.spec.access import bindings_by_scope, event_bindings, event_grants, scopes
+from hdsctl.spec.access import (
+    bindings_by_scope,
+    event_bindings,
+    event_grants,
+    scopes,
+    storage_writer_binding,
+    storage_writers,
+)
 from hdsctl.spec.load import load_environment
 
 SUB = "6a1e4f0b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
@@ -45,11 +52,15 @@ def arm(tmp_path, monkeypatch):
 
 TOPIC = f"{RG}/providers/Microsoft.EventGrid/systemTopics/stmaryprodhds-events"
 TOPIC_PRINCIPAL = "5e1f7a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b"
+WRITER_PRINCIPAL = "7a7a7a7a-1b1b-4c2c-8d3d-9e4e9e4e9e4e"
+DATA_LAKE = f"{RG}/providers/Microsoft.Storage/storageAccounts/ststmaryproddicom"
+WRITER = f"{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-stmaryprodhds-radiology-storage"
 
 
-def seed_declared(state, env, skip=(), topic=True):
+def seed_declared(state, env, skip=(), topic=True, writer=True):
     """Every assignment the prod stack declares, as Azure would hold it after `pulumi up`: its
-    own bindings, and the workspace's event topic with the grants it delivers with."""
+    own bindings, the workspace's event topic with the grants it delivers with, and the DICOM
+    service's Data Lake writer identity with its grant on the account."""
     by_name = {s.name: s for s in scopes(env, SUB)}
     declared = bindings_by_scope(env)
     if topic:
@@ -57,6 +68,11 @@ def seed_declared(state, env, skip=(), topic=True):
                                                                     "principalId": TOPIC_PRINCIPAL}}
         by_name.update({scope.name: scope for scope, _ in event_grants(env, SUB)})
         declared.update(event_bindings(env, SUB, TOPIC_PRINCIPAL))
+    if writer:
+        state.resources[WRITER.lower()] = {"id": WRITER, "properties": {"principalId": WRITER_PRINCIPAL}}
+        for found in storage_writers(env, SUB):
+            by_name[found.scope.name] = found.scope
+            declared[found.scope.name] = [storage_writer_binding(found, WRITER_PRINCIPAL)]
     for scope_name, bindings in declared.items():
         for number, binding in enumerate(bindings):
             if (scope_name, binding.alias, binding.role.name) in skip:
@@ -78,7 +94,8 @@ def test_clean_environment_exits_0(audit, arm, prod_env):
     seed_declared(arm, prod_env)
     code, out, err = audit()
     assert code == EXIT_OK, err
-    assert "clean" in out and "10 ok" in out  # 8 declared bindings + the event topic's 2 grants
+    # 8 declared bindings + the event topic's 2 grants + the Data Lake writer's 1
+    assert "clean" in out and "11 ok" in out
     assert all(auth == f"Bearer {arm.token}" for _, _, _, auth in arm.requests)
 
 
@@ -97,7 +114,7 @@ def test_every_finding_category(audit, arm, prod_env):
     assert code == EXIT_FAILED
     report = json.loads(out)
     counts = report["counts"]
-    assert counts == {"ok": 8, "missing": 1, "undeclared": 3, "type-mismatch": 1, "privileged": 2,
+    assert counts == {"ok": 9, "missing": 1, "undeclared": 3, "type-mismatch": 1, "privileged": 2,
                       "inherited": 0}
     by = {(f["category"], f["scope"], f["role"]) for f in report["findings"]}
     assert ("missing", "clinical", "FHIR Data Writer") in by
@@ -143,6 +160,35 @@ def test_an_undeployed_event_topic_is_a_finding(audit, arm, prod_env):
         assert code == EXIT_FAILED and "Event Grid system topic identity" in out
 
 
+def test_the_data_lake_writers_grant_is_audited(audit, arm, prod_env):
+    seed_declared(arm, prod_env, skip={("storage:radiology", "radiology-storage-writer",
+                                        "Storage Blob Data Contributor")})
+    arm.assign(DATA_LAKE, roles.role_by_name("Storage Blob Data Contributor").guid, INCIDENT_USER, "User", SUB,
+               "lake-reader")
+    code, out, _ = audit("--format", "json")
+    assert code == EXIT_FAILED
+    findings = json.loads(out)["findings"]
+    missing, = [f for f in findings if f["category"] == "missing"]
+    assert (missing["scope"], missing["scope_id"], missing["principal_id"], missing["role"]) == (
+        "storage:radiology", DATA_LAKE, WRITER_PRINCIPAL, "Storage Blob Data Contributor")
+    assert "declared at hdsctl:dicomServices[0].storage of stacks/Pulumi.prod.yaml" in missing["fix"]
+    stranger, = [f for f in findings if f["category"] == "undeclared"]
+    assert (stranger["scope"], stranger["principal_id"]) == ("storage:radiology", INCIDENT_USER)
+    # a stack file cannot declare roles on the Data Lake, so the fix is removal, not a declaration
+    assert "az role assignment delete" in stranger["fix"] and "hdsctl:roleAssignments" not in stranger["fix"]
+    code, out, _ = audit()
+    assert "storage-account storage:radiology" in out
+
+
+def test_an_undeployed_data_lake_writer_is_a_finding(audit, arm, prod_env):
+    seed_declared(arm, prod_env, writer=False)
+    code, out, _ = audit("--format", "json")
+    assert code == EXIT_FAILED
+    missing, = [f for f in json.loads(out)["findings"] if f["category"] == "missing"]
+    assert missing["scope_id"] == WRITER and "pulumi up --stack prod" in missing["fix"]
+    assert missing["role"] == "Data Lake writer identity"
+
+
 def test_inherited_assignments_only_when_asked(audit, arm, prod_env):
     seed_declared(arm, prod_env)
     arm.assign(RG, roles.role_by_name("Reader").guid, INCIDENT_USER, "User", SUB, "rg-reader")
@@ -170,20 +216,23 @@ def test_one_atscope_list_per_scope_and_page(audit, arm, prod_env):
     assert code == EXIT_FAILED and json.loads(out)["counts"]["undeclared"] == 5
     lists = arm.list_requests()
     # workspace: 0 own → 1 page; radiology: 5 declared + 5 extra = 10 → 5 pages; clinical: 3 → 2 pages;
-    # the event topic's queue and dead-letter container: 1 each → 1 page each
+    # the event topic's queue and dead-letter container, the Data Lake account: 1 each → 1 page each
     suffix = "/providers/Microsoft.Authorization/roleAssignments"
     assert sorted(lists) == sorted([WS + suffix] + [DICOM + suffix] * 5 + [FHIR + suffix] * 2
-                                   + [scope.id + suffix for scope, _ in event_grants(prod_env, SUB)])
+                                   + [scope.id + suffix for scope, _ in event_grants(prod_env, SUB)]
+                                   + [DATA_LAKE + suffix])
     assert not any(path.rstrip("/").endswith(SUB + "/providers/Microsoft.Authorization/roleAssignments")
                    for path in lists)
 
 
 def test_429_with_retry_after_is_retried(audit, arm, prod_env):
     seed_declared(arm, prod_env)
+    assert audit()[0] == EXIT_OK
+    unthrottled = len(arm.requests)
     arm.throttle_next = 2
     code, _, err = audit()
     assert code == EXIT_OK, err
-    assert len(arm.list_requests()) == 5  # 3 scopes + the 2 throttled tries
+    assert len(arm.requests) == 2 * unthrottled + 2  # the same requests again, + the 2 throttled tries
 
 
 def test_access_denied_names_the_permission(audit, arm, prod_env):

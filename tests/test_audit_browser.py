@@ -53,7 +53,7 @@ def test_html_report_reads_well_in_a_browser(browser, audit, arm, prod_env, tmp_
     assert "Display names were not resolved" in visible
     sections = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
     assert sections == ["workspace", "dicom radiology", "fhir clinical", "storage-queue events:imaging-events",
-                        "blob-container events:dead-letters"]
+                        "blob-container events:dead-letters", "storage-account storage:radiology"]
     rows = browser.find_elements(By.CSS_SELECTOR, "section:first-of-type tbody tr")
     texts = [row.text for row in rows]
     assert any("privileged" in t and "Owner" in t and INCIDENT_USER in t and "az role assignment delete" in t
@@ -64,7 +64,7 @@ def test_html_report_reads_well_in_a_browser(browser, audit, arm, prod_env, tmp_
     counts = {c.text.split("\n")[1]: c.text.split("\n")[0]
               for c in browser.find_elements(By.CLASS_NAME, "count")}
     # 7 declared bindings and the event topic's 2 grants are ok
-    assert counts["missing"] == "1" and counts["privileged"] == "1" and counts["ok"] == "9"
+    assert counts["missing"] == "1" and counts["privileged"] == "1" and counts["ok"] == "10"
     browser.save_screenshot(str(tmp_path / "audit.png"))
     import os
     if os.environ.get("HDSCTL_SCREENSHOT"):

@@ -76,6 +76,16 @@ def dicom_storage_folder(workspace: str, service: str) -> str:
     return f"AHDS/{workspace}/dicom/{service}/"
 
 
+def dicom_storage_identity_name(workspace: str, service: str) -> str:
+    """The user-assigned identity a DICOM service writes its Data Lake with."""
+    return f"id-{workspace}-{service}-storage"
+
+
+def user_assigned_identity_id(subscription_id: str, resource_group: str, name: str) -> str:
+    return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
+
+
 def system_topic_name(workspace: str) -> str:
     return f"{workspace}-events"
 

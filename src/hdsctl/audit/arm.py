@@ -75,23 +75,35 @@ def read_assignments(client, scopes: list[Scope], workers: int = 8) -> dict[str,
 
 
 SYSTEM_TOPIC_API = "2025-02-15"
+IDENTITY_API = "2023-01-31"
 
 
 def system_topic_principal(client, topic_id: str) -> str | None:
     """The object id of the system topic's identity; None when the topic or its identity does
     not exist (not deployed yet, or made without an identity)."""
+    topic = _read_resource(client, topic_id, SYSTEM_TOPIC_API)
+    return (topic.get("identity") or {}).get("principalId") or None
+
+
+def user_assigned_identity_principal(client, identity_id: str) -> str | None:
+    """The object id of a user-assigned identity; None when it does not exist (not deployed yet)."""
+    identity = _read_resource(client, identity_id, IDENTITY_API)
+    return (identity.get("properties") or {}).get("principalId") or None
+
+
+def _read_resource(client, resource_id: str, api_version: str) -> dict:
+    """A resource's ARM body through the authorization client's pipeline; {} when it is absent."""
     from azure.core.rest import HttpRequest
 
     def read() -> dict:
-        url = client._client.format_url(f"{topic_id}?api-version={SYSTEM_TOPIC_API}")
+        url = client._client.format_url(f"{resource_id}?api-version={api_version}")
         response = client._client.send_request(HttpRequest("GET", url))
         if response.status_code == 404:
             return {}
         response.raise_for_status()
         return response.json()
 
-    topic = _guarded(read, topic_id)
-    return (topic.get("identity") or {}).get("principalId") or None
+    return _guarded(read, resource_id)
 
 
 def resolve_roles(client, role_definition_ids: set[str], workers: int = 8) -> dict[str, RoleInfo]:

@@ -48,6 +48,8 @@ def run_roles(args) -> int:
         event_bindings,
         event_grants,
         scopes,
+        storage_writer_binding,
+        storage_writers,
         system_topic_id,
     )
     from hdsctl.spec.load import load_environment, stack_file_path
@@ -68,6 +70,17 @@ def run_roles(args) -> int:
         if topic_principal:  # the topic's grants are audited like any declared one
             audited += [scope for scope, _ in event_grants(env, subscription)]
             declared.update(event_bindings(env, subscription, topic_principal))
+        undeployed = []  # (where, what): identities whose grants cannot be read yet
+        if topic_id and not topic_principal:
+            undeployed.append((Scope("events", "event topic", topic_id), "Event Grid system topic identity"))
+        for writer in storage_writers(env, subscription):
+            principal = arm.user_assigned_identity_principal(client, writer.identity_id)
+            if principal:
+                audited.append(writer.scope)
+                declared[writer.scope.name] = [storage_writer_binding(writer, principal)]
+            else:
+                undeployed.append((Scope(writer.scope.name, "Data Lake identity", writer.identity_id),
+                                   "Data Lake writer identity"))
         actual = arm.read_assignments(client, audited)
         definitions = {a.role_definition_id for found in actual.values() for a in found}
         role_info = arm.resolve_roles(client, definitions)
@@ -75,9 +88,9 @@ def run_roles(args) -> int:
         client.close()
     findings = compare.compare(env.name, audited, declared, actual, role_info,
                                include_inherited=args.include_inherited)
-    if topic_id and not topic_principal:  # its own section in the report, after the scopes read
-        audited.append(Scope("events", "event topic", topic_id))
-        findings.append(compare.topic_missing(env.name, topic_id))
+    for scope, what in undeployed:  # their own sections, after the scopes read
+        audited.append(scope)
+        findings.append(compare.identity_missing(env.name, scope.name, scope.id, what))
     names = None if args.no_names else graph.display_names(
         {f.principal_id.lower() for f in findings}, args.graph_url)
     for finding in findings:

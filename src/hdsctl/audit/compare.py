@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from hdsctl import roles
 from hdsctl.audit.arm import ActualAssignment, RoleInfo
 from hdsctl.spec.access import Binding, Scope
 
@@ -66,8 +67,9 @@ def compare(
             key = (assignment.principal_id.lower(), assignment.role_guid)
             binding = wanted.get(key)
             if binding is None:
-                findings.append(Finding(UNDECLARED, scope.name, scope.id, **common,
-                                        fix=_declare_or_remove(stack_file, scope.name, info.name, assignment)))
+                fix = (_declare_or_remove(stack_file, scope.name, info.name, assignment)
+                       if scope.kind in roles.ALL_SCOPES else _remove(scope, assignment))
+                findings.append(Finding(UNDECLARED, scope.name, scope.id, **common, fix=fix))
             else:
                 matched.add(key)
                 declared_type = binding.principal.type
@@ -94,19 +96,26 @@ def compare(
     return findings
 
 
-def topic_missing(env_name: str, topic_id: str) -> Finding:
-    """The spec subscribes to workspace events, but the topic (or its identity) is not there, so
-    none of its delivery grants can be checked."""
-    return Finding(MISSING, "events", topic_id, "", None, "Event Grid system topic identity", "",
-                   fix=f"the workspace's system topic {topic_id} or its system-assigned identity does not "
-                       f"exist: run `pulumi up --stack {env_name}` (its delivery grants are audited once it "
-                       "does)")
+def identity_missing(env_name: str, scope_name: str, resource_id: str, what: str) -> Finding:
+    """A grant the program makes to a managed identity cannot be checked: the identity (or the
+    resource that holds it) does not exist yet."""
+    return Finding(MISSING, scope_name, resource_id, "", None, what, "",
+                   fix=f"{resource_id} or its identity does not exist: run `pulumi up --stack {env_name}` "
+                       "(its grants are audited once it does)")
 
 
 def _privileged(scope_name: str, scope_id: str, common: dict) -> Finding:
     return Finding(PRIVILEGED, scope_name, scope_id, **common,
                    fix=f"{common['role']} can change or grant access to patient data services: remove it "
                        f"(az role assignment delete --ids {common['assignment_id']}) and grant a data role")
+
+
+def _remove(scope: Scope, assignment: ActualAssignment) -> str:
+    """Where the program alone grants (event destinations, a DICOM Data Lake), a stack file cannot
+    declare more: anyone else holding a role there reaches the data around the services' RBAC."""
+    return (f"the program grants only its own identities at this {scope.kind}; this one reaches its data "
+            f"outside the services' access control: remove it (az role assignment delete --ids "
+            f"{assignment.id}) or record why it must stay")
 
 
 def _declare_or_remove(stack_file: str, scope: str, role: str, assignment: ActualAssignment) -> str:

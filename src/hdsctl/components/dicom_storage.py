@@ -13,6 +13,7 @@ from hdsctl import naming, roles
 from hdsctl.components.azure import package
 from hdsctl.components.private_link import private_dns_zones, private_endpoint
 from hdsctl.components.shared import Placement, grant, storage_account_security
+from hdsctl.spec.access import STORAGE_WRITER_ROLE
 from hdsctl.spec.model import DicomStorage, PrivateNetworking
 from hdsctl.spec.private_dns import STORAGE_ZONES
 
@@ -62,12 +63,13 @@ class DicomDataLake(pulumi.ComponentResource):
         else:  # the hospital's existing account: only the service's identity and its grant are made here
             self.account_id = pulumi.Output.from_input(spec.storage_account_id)
         self.identity = managedidentity.UserAssignedIdentity(
-            f"{label}-identity", resource_name_=f"id-{workspace_name}-{service_name}-storage",
+            f"{label}-identity",
+            resource_name_=naming.dicom_storage_identity_name(workspace_name, service_name),
             resource_group_name=placement.resource_group_name, location=placement.location, tags=placement.tags,
             opts=pulumi.ResourceOptions(parent=self))
         # The service is created only after this grant: it must be able to write from its first second.
         self.writer = grant(self, f"{label}-writer", self.account_id, self.identity.principal_id,
-                            "ServicePrincipal", roles.role_by_name("Storage Blob Data Contributor"),
+                            "ServicePrincipal", roles.role_by_name(STORAGE_WRITER_ROLE),
                             placement.subscription_id, "the DICOM service writes its files")
         if spec.create and spec.tiering is not None:
             self._tiering(label, spec, workspace_name, service_name, placement)

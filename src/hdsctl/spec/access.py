@@ -18,6 +18,8 @@ DEPLOYER_ALIAS = "deployer"
 # The workspace's Event Grid topic: its identity's grants come from hdsctl:events, not from
 # hdsctl:roleAssignments, and its object id is known only once it is deployed.
 EVENTS_TOPIC_ALIAS = "events-topic"
+# The role a DICOM service's Data Lake writer identity holds on the account.
+STORAGE_WRITER_ROLE = "Storage Blob Data Contributor"
 
 
 @dataclass(frozen=True)
@@ -108,3 +110,40 @@ def event_bindings(env, subscription_id: str, topic_principal_id: str) -> dict[s
     principal = Principal(object_id=topic_principal_id, type="ServicePrincipal")
     return {scope.name: [Binding(role, EVENTS_TOPIC_ALIAS, principal, declared_at="hdsctl:events")]
             for scope, role in event_grants(env, subscription_id)}
+
+
+@dataclass(frozen=True)
+class StorageWriter:
+    """A DICOM service's Data Lake grant: the user-assigned identity the service writes with,
+    granted on the account by the program (not declared in hdsctl:roleAssignments)."""
+
+    scope: Scope
+    identity_id: str
+    service: str
+    declared_at: str
+
+    @property
+    def alias(self) -> str:
+        return f"{self.service}-storage-writer"
+
+
+def storage_writers(env, subscription_id: str) -> list[StorageWriter]:
+    """One per DICOM service with a Data Lake, new or existing account."""
+    writers = []
+    for index, service in enumerate(env.spec.dicom_services):
+        if service.storage is None:
+            continue
+        account_id = service.storage.storage_account_id or naming.storage_account_id(
+            subscription_id, env.resource_group_name, env.dicom_storage_account_name(service))
+        identity_id = naming.user_assigned_identity_id(
+            subscription_id, env.resource_group_name,
+            naming.dicom_storage_identity_name(env.workspace_name, service.name))
+        writers.append(StorageWriter(Scope(f"storage:{service.name}", roles.STORAGE_ACCOUNT, account_id),
+                                     identity_id, service.name, f"hdsctl:dicomServices[{index}].storage"))
+    return writers
+
+
+def storage_writer_binding(writer: StorageWriter, principal_id: str) -> Binding:
+    """The writer's grant as a binding, once its identity's object id is known."""
+    return Binding(roles.role_by_name(STORAGE_WRITER_ROLE), writer.alias,
+                   Principal(object_id=principal_id, type="ServicePrincipal"), declared_at=writer.declared_at)
