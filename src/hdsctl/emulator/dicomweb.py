@@ -95,7 +95,8 @@ class DicomWebFront:
         for start, end in spans:
             part = _Window(body, start, end)  # each header is parsed where it lies, within its part
             try:
-                if not _looks_like_part10(body, start, end):
+                preamble = _has_preamble(body, start, end)
+                if not preamble and not _meta_first(body, start, end):
                     raise ValueError("no preamble and DICM, nor a File Meta group first")
                 dataset = pydicom.dcmread(part, stop_before_pixels=True, force=True)
                 if _cut_short(dataset, part.tell(), end - start):
@@ -117,16 +118,18 @@ class DicomWebFront:
             elif not self._claim(sop):
                 failed.append(_item(sop_class, sop, **{"00081197": ("US", 45071)}))
             else:
-                header = body[start:start + part.tell()]
-                accepted.append(((start, end), Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"],
-                                                        sop, header=header), sop_class))
+                instance = Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop,
+                                    header=body[start:start + part.tell()])
+                accepted.append(((start, end, preamble), instance, sop_class))
         try:
             if accepted:
-                if boundary and len(accepted) == len(spans):
+                if boundary and len(accepted) == len(spans) and all(span[2] for span, _, _ in accepted):
                     stored = self._store_in_engine(body, boundary)  # as it came: no copy
                 else:
                     whole = memoryview(body)
-                    stored = self._store_in_engine(*_multipart([whole[a:b] for (a, b), _, _ in accepted]))
+                    stored = self._store_in_engine(*_multipart([
+                        whole[a:b] if preamble else as_part10(whole[a:b], uids_of(instance, sop_class))
+                        for (a, b, preamble), instance, sop_class in accepted]))
                 for _, instance, sop_class in accepted:
                     sop = instance.sop_uid
                     if sop not in stored:
@@ -366,12 +369,40 @@ def _cut_short(dataset, stopped_at: int, size: int) -> bool:
     return last.value_tell + last.length != stopped_at or stopped_at > size
 
 
-def _looks_like_part10(body: bytes, start: int, end: int) -> bool:
-    """The preamble and DICM, or (as fo-dicom, the service's parser, also reads) the File Meta
-    group first without them."""
-    head = body[start:min(end, start + 132)]
-    return (len(head) == 132 and head[128:] == b"DICM") or (
-        len(head) >= 8 and head[:2] == b"\x02\x00" and head[4:6].isalpha() and head[4:6].isupper())
+def _has_preamble(body: bytes, start: int, end: int) -> bool:
+    return end - start >= 132 and body[start + 128:start + 132] == b"DICM"
+
+
+def _meta_first(body: bytes, start: int, end: int) -> bool:
+    """The File Meta group first, without preamble and DICM: fo-dicom, the service's parser,
+    reads such parts too."""
+    head = body[start:min(end, start + 8)]
+    return len(head) == 8 and head[:2] == b"\x02\x00" and head[4:6].isalpha() and head[4:6].isupper()
+
+
+def uids_of(instance: Instance, sop_class: str) -> dict[str, str]:
+    return {"MediaStorageSOPClassUID": sop_class, "MediaStorageSOPInstanceUID": instance.sop_uid}
+
+
+def as_part10(part, media_storage: dict[str, str]) -> bytes:
+    """A part that starts with its File Meta group, as the service stores it: a null preamble,
+    DICM, and the File Meta group with its group length (as fo-dicom writes a file), then the
+    dataset's bytes unchanged. Missing Media Storage UIDs are taken from the dataset."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filereader import read_dataset
+    from pydicom.filewriter import write_file_meta_info
+
+    source = io.BytesIO(part)
+    meta = FileMetaDataset(read_dataset(source, is_implicit_VR=False, is_little_endian=True,
+                                        stop_when=lambda tag, vr, length: tag >> 16 != 2))
+    for name, value in media_storage.items():
+        if name not in meta:
+            setattr(meta, name, value)
+    out = io.BytesIO()
+    out.write(bytes(128) + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(part[source.tell():])
+    return out.getvalue()
 
 
 def _instant(text: str | None) -> datetime.datetime | None:
