@@ -383,39 +383,69 @@ def test_issuer_of_patient_id_is_the_identifier_system_when_present():
     assert patient_key([patient_id], None).token() == "|MRN-7"
 
 
-def test_following_the_queue_retries_a_failed_study_when_it_reappears(local_events, fhir):
+def _follow(emulator, storage, fhir, *, until: str, max_tries: int, budget: float):
+    """Follow the queue in a thread until a line starts with `until`; the lines it printed and
+    what went to the poison queue."""
     import threading
 
+    from azure.core.exceptions import ResourceExistsError
     from azure.storage.queue import QueueClient
 
     from hdsctl.fhir.from_queue import link_from_queue
     from hdsctl.retry import Budget
 
-    emulator, storage = local_events
-    _drain(storage)
-    study = store(emulator.url)
-    _wait_for_events(storage, len(study.instances))
-    fhir.fail_next(503, 3)  # the first try fails; the service then recovers
     stop, lines = threading.Event(), []
 
     def emit(line):
         lines.append(line)
-        if line.startswith("created"):
+        if line.startswith(until):
             stop.set()
 
-    with DicomClient(emulator.url) as dicom, FhirClient(fhir.url, budget=Budget(0.5)) as client, \
+    with DicomClient(emulator.url) as dicom, FhirClient(fhir.url, budget=Budget(budget)) as client, \
             QueueClient.from_connection_string(storage.connection_string, "dicom-events") as queue, \
             QueueClient.from_connection_string(storage.connection_string, "dicom-events-poison") as poison:
+        try:
+            poison.create_queue()
+        except ResourceExistsError:
+            poison.clear_messages()
         follower = threading.Thread(target=link_from_queue, args=(Linker(dicom, client, PATIENT_SYSTEM), queue,
                                                                   poison),
-                                    kwargs={"serves": lambda host: True, "max_tries": 5, "follow": True,
+                                    kwargs={"serves": lambda host: True, "max_tries": max_tries, "follow": True,
                                             "emit": emit, "stop": stop, "idle_seconds": 0.2, "retry_after": 1})
         follower.start()
-        follower.join(timeout=30)
+        follower.join(timeout=60)
         stop.set()
+        follower.join(timeout=10)
+        poisoned = list(poison.peek_messages(max_messages=32))
     assert not follower.is_alive()
+    return lines, poisoned
+
+
+def test_following_the_queue_retries_a_failed_study_when_it_reappears(local_events, fhir):
+    emulator, storage = local_events
+    _drain(storage)
+    study = store(emulator.url)
+    _wait_for_events(storage, len(study.instances))
+    fhir.fail_next(400, 1)  # refused once (not a busy service): the study fails, its events come back
+    lines, poisoned = _follow(emulator, storage, fhir, until="created", max_tries=5, budget=0.5)
     assert lines[0].startswith("failed") and any(line.startswith("created") for line in lines)
-    assert len(fhir.resources("ImagingStudy")) == 1 and _queued(storage) == 0
+    assert len(fhir.resources("ImagingStudy")) == 1 and _queued(storage) == 0 and not poisoned
+
+
+def test_following_the_queue_waits_out_throttling_past_many_request_timeouts(local_events, fhir):
+    """Issue 20, finding 11: throttling that outlasts the per-request budget several times over is
+    waited out: the events are neither failed nor poisoned, even with --max-tries 1."""
+    emulator, storage = local_events
+    _drain(storage)
+    study = store(emulator.url)
+    _wait_for_events(storage, len(study.instances))
+    fhir.fail_next(429, 4)
+    lines, poisoned = _follow(emulator, storage, fhir, until="created", max_tries=1, budget=0.3)
+    waits = [line for line in lines if line.startswith("waiting")]
+    assert len(waits) >= 3 and all("429" in line for line in waits), lines  # each: one budget used up
+    assert fhir.statuses.count(429) == 4 and not fhir._failures
+    assert lines[-1].startswith("created") and not any(line.startswith("failed") for line in lines)
+    assert not poisoned and _queued(storage) == 0 and len(fhir.resources("ImagingStudy")) == 1
 
 
 def test_a_fhir_url_the_token_must_not_reach_is_refused_by_validate(run_cli, write_stack, dev_document):

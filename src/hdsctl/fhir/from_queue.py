@@ -28,6 +28,7 @@ BATCH = 32
 # client encodes it (base64 adds a third), so content over this is kept by reference.
 POISON_CONTENT_BYTES = 40_000
 RETRY_AFTER_SECONDS = 30  # with --follow: how long a failed message stays hidden before the next try
+HIDDEN_SECONDS = 120  # how long a received message stays hidden while this run works on it
 
 
 @dataclass
@@ -56,7 +57,7 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
             if not waiting or all(m.id in tried for m in waiting):
                 return run
         try:
-            batch = list(queue.receive_messages(max_messages=BATCH, visibility_timeout=120))
+            batch = list(queue.receive_messages(max_messages=BATCH, visibility_timeout=HIDDEN_SECONDS))
         except AzureError as err:
             if not follow:
                 raise
@@ -85,9 +86,11 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
                 _poison(queue, poison, message, f"failed {message.dequeue_count - 1} times", run, emit)
             else:
                 by_study.setdefault(study, []).append(message)
-        for study, messages in by_study.items():
+        for study in list(by_study):
+            messages = by_study.pop(study)
             try:
-                result = linker.link(study)
+                result = (_link_waiting(linker, study, queue, messages, by_study, emit, stop, retry_after)
+                          if follow else linker.link(study))
             except (FhirError, FhirUnreachable, DicomApiError, ServiceUnreachable) as err:
                 run.failures.append(f"{study}: {err}")
                 emit(f"failed   {study}: {str(err).splitlines()[0]} "
@@ -101,6 +104,39 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
                 queue.delete_message(message)
                 run.messages_done += 1
     return run
+
+
+def _busy(err: Exception) -> bool:
+    """Throttled, a server error, or out of reach: the service will be back; the study is not at fault."""
+    if isinstance(err, (FhirUnreachable, ServiceUnreachable)):
+        return True
+    status = getattr(err, "status", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _link_waiting(linker, study: str, queue, messages: list, waiting: dict[str, list], emit,
+                  stop: threading.Event, longest_wait: float):
+    """Link a study, waiting out a busy or absent service for as long as it takes (following runs
+    for hours: throttling must not poison the events). Meanwhile the study's messages and those
+    of the batch still to do stay hidden, so no other reader takes them and their dequeue counts
+    do not grow."""
+    wait = 1.0
+    while True:
+        try:
+            return linker.link(study)
+        except (FhirError, FhirUnreachable, DicomApiError, ServiceUnreachable) as err:
+            if not _busy(err) or stop.is_set():
+                raise
+            emit(f"waiting  {study}: {str(err).splitlines()[0][:200]}; trying again in {wait:.0f} s")
+            for hidden in (messages, *waiting.values()):
+                _keep_hidden(queue, hidden)
+            stop.wait(wait)
+            wait = min(wait * 2, longest_wait)
+
+
+def _keep_hidden(queue, messages: list) -> None:
+    """Hide the messages again from now; each update gives a new receipt, kept in the list."""
+    messages[:] = [queue.update_message(message, visibility_timeout=HIDDEN_SECONDS) for message in messages]
 
 
 def _study_of(message, serves) -> tuple[str | None, str]:
