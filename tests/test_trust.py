@@ -156,6 +156,78 @@ def test_engines_and_their_folders_go_when_the_emulator_is_killed(tmp_path):
         url_file.unlink(missing_ok=True)
 
 
+def test_an_engine_that_dies_stops_the_emulator_with_its_reason(tmp_path):
+    """Finding 13: a dead Orthanc left the emulator answering, with tracebacks in its log."""
+    from hdsctl.emulator.orthanc import DICOMWEB_PLUGIN
+
+    if not DICOMWEB_PLUGIN.exists():
+        pytest.skip("needs the local DICOM engine (Orthanc)")
+    url_file = tmp_path / "urls.json"
+    command = [sys.executable, "-m", "hdsctl.cli", "emulator", "--port", "0", "--url-file", str(url_file)]
+    emulator = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not url_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        engine = next(pid for pid in _children(emulator.pid)
+                      if b"Orthanc" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        work = Path(Path(f"/proc/{engine}/cmdline").read_bytes().split(b"\0")[1].decode()).parent
+        os.kill(engine, signal.SIGKILL)
+        _, err = emulator.communicate(timeout=30)
+    finally:
+        emulator.kill()
+    assert emulator.returncode == 1
+    assert "the local DICOM engine (Orthanc) stopped unexpectedly" in err and "Traceback" not in err
+    assert not url_file.exists() and not work.exists()
+
+
+class _Silent:
+    """A server that takes connections and requests and never answers."""
+
+    def __init__(self):
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held = []
+        threading.Thread(target=self._hold, daemon=True).start()
+
+    def _hold(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def close(self):
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_server_that_never_answers_is_given_up_with_the_budget(run_cli):
+    """Finding 11: the read timeout stayed 300 s whatever --timeout said, so a server that never
+    answered held a run 300 s per try."""
+    silent = _Silent()
+    outcome = {}
+
+    def sync():
+        outcome["result"] = run_cli("--stacks-dir", str(STACKS), "tags", "sync", "--stack", "local",
+                                    "--url", silent.url, "--timeout", "1")
+
+    try:
+        runner = threading.Thread(target=sync, daemon=True)
+        runner.start()
+        runner.join(timeout=60)  # not a speed check: a read waiting out 300 s would still be here
+        assert not runner.is_alive(), "the command still waits for an answer that never comes"
+    finally:
+        silent.close()
+    code, out, err = outcome["result"]
+    assert code != 0 and "Traceback" not in err
+    assert "timed out" in (out + err).lower(), (out, err)
+
+
 def test_an_output_that_is_a_device_or_a_link_is_written_through(tmp_path):
     """Finding 14: write_atomic replaced a device node or a symlink given as --output."""
     write_atomic("/dev/null", "nothing\n")
