@@ -27,8 +27,8 @@ from support.tokens import jwt  # noqa: E402
 
 from hdsctl import roles  # noqa: E402
 from hdsctl.cli import main as hdsctl  # noqa: E402
-from hdsctl.spec.access import scopes  # noqa: E402
-from hdsctl.spec.load import load_environment  # noqa: E402
+from hdsctl.environment.access import scopes  # noqa: E402
+from hdsctl.environment.load import load_environment  # noqa: E402
 
 
 def stack_document(env: str, subscription: str) -> dict:

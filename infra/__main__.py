@@ -3,8 +3,8 @@
 import pulumi
 
 from hdsctl.components.environment import ImagingEnvironment
+from hdsctl.environment.load import environment_from_pulumi_config
 from hdsctl.errors import SpecError
-from hdsctl.spec.load import environment_from_pulumi_config
 
 try:
     environment = environment_from_pulumi_config()

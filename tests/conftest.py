@@ -110,7 +110,7 @@ def local_events():
     from hdsctl.emulator.orthanc import OrthancEngine
     from hdsctl.emulator.process import EngineUnavailable
     from hdsctl.emulator.server import Emulator
-    from hdsctl.spec.load import load_environment
+    from hdsctl.environment.load import load_environment
 
     env = load_environment(STACKS / "Pulumi.local.yaml")
     routes, _ = routes_of(env, "radiology")

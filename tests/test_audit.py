@@ -12,8 +12,7 @@ from support.https import HttpsServer
 from support.tokens import jwt
 
 from hdsctl import roles
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from hdsctl.spec.access import (
+from hdsctl.environment.access import (
     bindings_by_scope,
     event_bindings,
     event_grants,
@@ -21,7 +20,8 @@ from hdsctl.spec.access import (
     storage_writer_binding,
     storage_writers,
 )
-from hdsctl.spec.load import load_environment
+from hdsctl.environment.load import load_environment
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 SUB = "6a1e4f0b-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
 SECRET = "arm-token-that-must-not-leak-7f3a"

@@ -147,7 +147,7 @@ def test_markdown_audit_report_escapes_directory_names(run_cli, tmp_path, monkey
     from support.tokens import jwt
     from test_audit import seed_declared
 
-    from hdsctl.spec.load import load_environment
+    from hdsctl.environment.load import load_environment
 
     env = load_environment(STACKS / "Pulumi.prod.yaml")
     state = AuthorizationState()

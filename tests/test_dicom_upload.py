@@ -266,20 +266,20 @@ def test_a_rerun_of_an_archive_the_journal_holds_whole_reads_neither_stack_model
         return json.loads(result.stdout), imported, len(local_dicom.requests) - start
 
     first, imported, requests = run()
-    assert first["counts"]["stored"] == len(files) and "hdsctl.spec.model" in imported and requests
+    assert first["counts"]["stored"] == len(files) and "hdsctl.environment.model" in imported and requests
     again, imported, requests = run()
     assert again["counts"]["alreadyStored"] == len(files) and again["counts"]["notDicom"] == 1
     assert again["stack"] == "local" and again["service"] == "radiology"
     # The journal answers, confirmed by one QIDO listing for the one study: no stack model, no
     # DICOM library, no sending machinery.
     assert requests == 1 and again["counts"]["verifiedOnService"] == len(files)
-    assert not {"hdsctl.spec.model", "pydicom", "hdsctl.dicom.upload"} & imported
+    assert not {"hdsctl.environment.model", "pydicom", "hdsctl.dicom.upload"} & imported
     (archive / "notes.txt").write_text("changed since")  # anything new or changed: the full path decides
     third, imported, _ = run()
-    assert "hdsctl.spec.model" in imported and third["counts"]["notDicom"] == 1
+    assert "hdsctl.environment.model" in imported and third["counts"]["notDicom"] == 1
     stack.write_text(stack.read_text() + "\n# reviewed\n")  # so does a changed stack file
     _, imported, _ = run()
-    assert "hdsctl.spec.model" in imported
+    assert "hdsctl.environment.model" in imported
 
 
 class Terminal(io.StringIO):

@@ -12,8 +12,7 @@ import pytest
 import yaml
 from conftest import REPO, STACKS
 
-from hdsctl.errors import EXIT_FAILED, EXIT_OK
-from hdsctl.spec.model import (
+from hdsctl.environment.model import (
     DicomService,
     EnvironmentSpec,
     Events,
@@ -22,6 +21,7 @@ from hdsctl.spec.model import (
     Workspace,
     promotion_class,
 )
+from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
 SECURE_LINE = "  azure-native:clientSecret:\n    secure: AAABAKSECRETCIPHERTEXTxx==\n"
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import REPO, STACKS
 
+from hdsctl.environment.load import load_environment
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from hdsctl.spec.load import load_environment
 
 
 @pytest.fixture

@@ -106,8 +106,8 @@ def _stack_choice(command: argparse.ArgumentParser) -> None:
 
 def _selected_stack_files(args) -> list[Path]:
     """--stack checks its name at once; with --all each file is checked when it is read."""
+    from hdsctl.environment.load import stack_file_path, stack_files
     from hdsctl.errors import SpecError, SpecProblem
-    from hdsctl.spec.load import stack_file_path, stack_files
 
     if not args.all:
         return [stack_file_path(args.stack, args.stacks_dir)]
@@ -118,9 +118,9 @@ def _selected_stack_files(args) -> list[Path]:
 
 
 def _validate(args) -> int:
+    from hdsctl.environment.estate import name_collisions
+    from hdsctl.environment.load import load_environment
     from hdsctl.errors import SpecError
-    from hdsctl.spec.estate import name_collisions
-    from hdsctl.spec.load import load_environment
 
     failed, environments = 0, []
     for path in _selected_stack_files(args):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hdsctl.spec.load import SECRET_PLACEHOLDER, StackFile, read_stack_file
+from hdsctl.environment.load import SECRET_PLACEHOLDER, StackFile, read_stack_file
 
 PROGRAM = Path("infra") / "__main__.py"
 PROJECT = "hdsctl"
@@ -72,7 +72,7 @@ class Plan:
 
 def run_preview(stack_path: Path, program: Path = PROGRAM) -> Plan:
     """Validate the stack file, then run the program against it in-process."""
-    from hdsctl.spec.load import environment_from_stack_file
+    from hdsctl.environment.load import environment_from_stack_file
 
     stack_file = read_stack_file(stack_path)
     environment = environment_from_stack_file(stack_file)  # clear errors before any Pulumi machinery

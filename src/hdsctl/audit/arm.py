@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from hdsctl import naming, roles
+from hdsctl.environment.access import Scope
 from hdsctl.errors import BadInput, HdsctlError
-from hdsctl.spec.access import Scope
 
 READ_PERMISSION = "Microsoft.Authorization/roleAssignments/read"
 # A role that may perform either can grant itself, or anyone, anything.

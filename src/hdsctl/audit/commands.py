@@ -41,8 +41,7 @@ def add_arguments(commands) -> None:
 
 def run_roles(args) -> int:
     from hdsctl.audit import arm, compare, graph, report
-    from hdsctl.files import check_outputs
-    from hdsctl.spec.access import (
+    from hdsctl.environment.access import (
         Scope,
         bindings_by_scope,
         event_bindings,
@@ -52,7 +51,8 @@ def run_roles(args) -> int:
         storage_writers,
         system_topic_id,
     )
-    from hdsctl.spec.load import load_environment, stack_file_path
+    from hdsctl.environment.load import load_environment, stack_file_path
+    from hdsctl.files import check_outputs
 
     env_path = stack_file_path(args.stack, args.stacks_dir)
     check_outputs({"--output": args.output}, [env_path], args.stacks_dir)
@@ -111,7 +111,7 @@ def run_roles(args) -> int:
 
 def run_matrix(args) -> int:
     from hdsctl.audit import matrix
-    from hdsctl.spec.load import list_stacks, load_environment, stack_file_path
+    from hdsctl.environment.load import list_stacks, load_environment, stack_file_path
 
     names = [n.strip() for n in args.stacks.split(",") if n.strip()] if args.stacks else list_stacks(
         args.stacks_dir)

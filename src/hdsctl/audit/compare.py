@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from hdsctl import roles
 from hdsctl.audit.arm import ActualAssignment, RoleInfo
-from hdsctl.spec.access import Binding, Scope
+from hdsctl.environment.access import Binding, Scope
 
 OK, MISSING, UNDECLARED, TYPE_MISMATCH, PRIVILEGED, INHERITED = (
     "ok", "missing", "undeclared", "type-mismatch", "privileged", "inherited")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hdsctl.spec.load import Environment
+from hdsctl.environment.load import Environment
 
 
 def build(environments: list[Environment]) -> dict:

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from hdsctl.audit.compare import CATEGORIES, FAILING, Finding
-from hdsctl.spec.access import Scope
+from hdsctl.environment.access import Scope
 
 
 @dataclass

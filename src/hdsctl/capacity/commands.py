@@ -58,8 +58,8 @@ def workloads(env, profile) -> list:
 
 
 def run_capacity(args) -> int:
+    from hdsctl.environment.load import load_environment, stack_file_path
     from hdsctl.files import check_outputs, write_atomic
-    from hdsctl.spec.load import load_environment, stack_file_path
 
     stack_path = stack_file_path(args.stack, args.stacks_dir)
     inputs = [stack_path, *(p for p in (args.profile, args.prices) if p)]

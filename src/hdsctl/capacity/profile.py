@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from hdsctl.environment.yaml_text import parse_yaml
 from hdsctl.errors import BadInput
-from hdsctl.spec.yaml_text import parse_yaml
 
 
 class ProfileProblem(BadInput):

@@ -15,7 +15,7 @@ from hdsctl.components.shared import (
     identity_args,
     with_user_identity,
 )
-from hdsctl.spec.model import DicomService
+from hdsctl.environment.model import DicomService
 
 healthcareapis = package("healthcareapis", "dicom_service")
 

@@ -13,9 +13,9 @@ from hdsctl import naming, roles
 from hdsctl.components.azure import package
 from hdsctl.components.private_link import private_dns_zones, private_endpoint
 from hdsctl.components.shared import Placement, grant, storage_account_security
-from hdsctl.spec.access import STORAGE_WRITER_ROLE
-from hdsctl.spec.model import DicomStorage, PrivateNetworking
-from hdsctl.spec.private_dns import STORAGE_ZONES
+from hdsctl.environment.access import STORAGE_WRITER_ROLE
+from hdsctl.environment.model import DicomStorage, PrivateNetworking
+from hdsctl.environment.private_dns import STORAGE_ZONES
 
 managedidentity = package("managedidentity", "user_assigned_identity")
 storage = package("storage", "storage_account", "blob_container", "blob_service_properties",

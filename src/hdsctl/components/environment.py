@@ -11,9 +11,9 @@ from hdsctl.components.private_link import WorkspacePrivateLink
 from hdsctl.components.public_access import DICOM, FHIR, WORKSPACE, PublicNetworkAccess
 from hdsctl.components.shared import Placement, client_config
 from hdsctl.components.workspace import HealthWorkspace
-from hdsctl.spec.access import bindings_by_scope
-from hdsctl.spec.load import Environment
-from hdsctl.spec.references import WORKSPACE_SCOPE, needs_storage_endpoints
+from hdsctl.environment.access import bindings_by_scope
+from hdsctl.environment.load import Environment
+from hdsctl.environment.references import WORKSPACE_SCOPE, needs_storage_endpoints
 
 
 class ImagingEnvironment(pulumi.ComponentResource):

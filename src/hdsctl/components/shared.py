@@ -11,8 +11,8 @@ import pulumi
 
 from hdsctl import naming, roles
 from hdsctl.components.azure import package
-from hdsctl.spec.access import Binding
-from hdsctl.spec.model import Cors, CustomerManagedKey, Diagnostics, Identity
+from hdsctl.environment.access import Binding
+from hdsctl.environment.model import Cors, CustomerManagedKey, Diagnostics, Identity
 
 authorization = package("authorization", "role_assignment", "management_lock_by_scope", "get_client_config")
 monitor = package("monitor", "diagnostic_setting")

@@ -51,7 +51,7 @@ def add_arguments(commands) -> None:
 
 def run_smoke(args) -> int:
     from hdsctl.dicom.smoke import SmokeRun, render
-    from hdsctl.spec.load import load_environment, stack_file_path
+    from hdsctl.environment.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)
@@ -83,7 +83,7 @@ def run_upload(args) -> int:
     from hdsctl.dicom.journal import Journal, RunRecord
     from hdsctl.dicom.progress import UploadProgress
     from hdsctl.dicom.upload import Options, Upload
-    from hdsctl.spec.load import load_environment, stack_file_path
+    from hdsctl.environment.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)

@@ -53,8 +53,8 @@ def run_expire(args) -> int:
     from hdsctl.dicom.expiry_journal import ExpiryJournal
     from hdsctl.dicom.expiry_plan import ExpiryPlan, check_plan, read_plan
     from hdsctl.dicom.target import DicomUsageError, client_for, service_of
+    from hdsctl.environment.load import load_environment, stack_file_path
     from hdsctl.files import check_outputs, write_atomic
-    from hdsctl.spec.load import load_environment, stack_file_path
 
     if args.apply and (args.older_than or args.modality or args.plan_out or args.yes):
         raise DicomUsageError("--apply carries out the plan file as it is: give no --older-than, --modality, "

@@ -1,5 +1,5 @@
 """The environment spec: one typed description of an environment, validated once."""
 
-from hdsctl.spec.model import EnvironmentSpec
+from hdsctl.environment.model import EnvironmentSpec
 
 __all__ = ["EnvironmentSpec"]

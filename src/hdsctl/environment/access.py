@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hdsctl import naming, roles
-from hdsctl.spec.model import Principal
-from hdsctl.spec.references import WORKSPACE_SCOPE, scope_kinds
+from hdsctl.environment.model import Principal
+from hdsctl.environment.references import WORKSPACE_SCOPE, scope_kinds
 
 # The alias of the identity that runs `pulumi up` (and with it the tag sync): its grants keep
 # the deployment itself working, so promotion never prunes them.

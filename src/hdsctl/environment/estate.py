@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from hdsctl.spec.load import Environment
+from hdsctl.environment.load import Environment
 
 
 def name_collisions(environments: list[Environment]) -> list[str]:

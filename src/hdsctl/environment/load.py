@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hdsctl import naming
+from hdsctl.environment.model import CONFIG_KEYS, EnvironmentSpec
+from hdsctl.environment.references import check_references
 from hdsctl.errors import SpecError, SpecProblem
-from hdsctl.spec.model import CONFIG_KEYS, EnvironmentSpec
-from hdsctl.spec.references import check_references
 
 NAMESPACE = "hdsctl"
 STACKS_DIR = Path("stacks")
@@ -126,7 +126,7 @@ def list_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
 
 
 def read_stack_file(path: Path) -> StackFile:
-    from hdsctl.spec.yaml_text import parse_yaml
+    from hdsctl.environment.yaml_text import parse_yaml
 
     source = str(path)
     try:

@@ -1,7 +1,7 @@
 """Typed model of one environment, as written under `hdsctl:` in a stack file.
 
 Field checks live on the fields; rules that span fields (references, duplicates, limits)
-live in `hdsctl.spec.references`, so every problem is reported with its own key path.
+live in `hdsctl.environment.references`, so every problem is reported with its own key path.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ from collections import Counter
 
 from hdsctl import naming, roles
 from hdsctl.dicomtags import MAX_EXTENDED_QUERY_TAGS
+from hdsctl.environment.model import EnvironmentSpec
+from hdsctl.environment.private_dns import STORAGE_ZONES, expected_zone_names
 from hdsctl.errors import SpecProblem
-from hdsctl.spec.model import EnvironmentSpec
-from hdsctl.spec.private_dns import STORAGE_ZONES, expected_zone_names
 
 WORKSPACE_SCOPE = "workspace"
 

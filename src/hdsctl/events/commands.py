@@ -33,6 +33,7 @@ def add_arguments(commands) -> None:
 def run_tail(args) -> int:
     import sys
 
+    from hdsctl.environment.load import load_environment, stack_file_path
     from hdsctl.events.tail import (
         EventsUsageError,
         StorageTarget,
@@ -41,7 +42,6 @@ def run_tail(args) -> int:
         read_guarded,
         read_queue,
     )
-    from hdsctl.spec.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     events = env.spec.events

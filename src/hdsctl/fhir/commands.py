@@ -49,9 +49,9 @@ def add_arguments(commands) -> None:
 
 def run_link(args) -> int:
     from hdsctl.dicom.target import client_for, service_of
+    from hdsctl.environment.load import load_environment, stack_file_path
     from hdsctl.fhir.client import FhirClient
     from hdsctl.fhir.link import Linker, line_of
-    from hdsctl.spec.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)
@@ -134,8 +134,8 @@ def _changed_studies(dicom, since: str, emit) -> list[str]:
 
 def run_studies(args) -> int:
     from hdsctl.dicom.target import service_of
+    from hdsctl.environment.load import load_environment, stack_file_path
     from hdsctl.fhir.client import FhirClient
-    from hdsctl.spec.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)

@@ -25,7 +25,7 @@ from pulumi_policy import (
 
 from hdsctl import naming, roles
 from hdsctl.dicomtags import MAX_EXTENDED_QUERY_TAGS, TagRuleError, check_tag
-from hdsctl.spec.private_dns import PRIVATE_ENDPOINT_GROUP_ID, ZONES, expected_zone_names
+from hdsctl.environment.private_dns import PRIVATE_ENDPOINT_GROUP_ID, ZONES, expected_zone_names
 
 WORKSPACE = "azure-native:healthcareapis:Workspace"
 DICOM = "azure-native:healthcareapis:DicomService"

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from hdsctl import naming
+from hdsctl.environment.load import Environment
 from hdsctl.errors import BadInput
-from hdsctl.spec.load import Environment
 
 HEADER = re.compile(r"^# hdsctl ci init: rendered, sha256 ([0-9a-f]{64})\n")
 

@@ -47,8 +47,8 @@ def add_arguments(commands) -> None:
 
 
 def run_diff(args) -> int:
+    from hdsctl.environment.load import load_environment, stack_file_path
     from hdsctl.promotion.diff import semantic_diff
-    from hdsctl.spec.load import load_environment, stack_file_path
 
     a = load_environment(stack_file_path(args.env_a, args.stacks_dir))
     b = load_environment(stack_file_path(args.env_b, args.stacks_dir))
@@ -64,8 +64,8 @@ def run_diff(args) -> int:
 
 
 def run_promote(args) -> int:
+    from hdsctl.environment.load import stack_file_path
     from hdsctl.promotion.promote import AREAS, plan_promotion
-    from hdsctl.spec.load import stack_file_path
 
     areas = AREAS if not args.only else tuple(a.strip() for a in args.only.split(",") if a.strip())
     unknown = sorted(set(areas) - set(AREAS))
@@ -111,9 +111,9 @@ def _print(promotion) -> None:
 
 
 def run_ci_init(args) -> int:
+    from hdsctl.environment.load import load_environment, stack_files
     from hdsctl.files import check_outputs, write_atomic
     from hdsctl.promotion.ci import PipelineFileEdited, edited_since_rendered, render_pipelines
-    from hdsctl.spec.load import load_environment, stack_files
 
     environments = [load_environment(path) for path in stack_files(args.stacks_dir)]
     if not environments:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hdsctl.spec.model import (
+from hdsctl.environment.model import (
     KEY,
     PROMOTED,
     DicomService,

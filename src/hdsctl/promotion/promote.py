@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hdsctl.errors import SpecError
-from hdsctl.promotion.diff import Change, alias, key_field, promotable_settings, semantic_diff
-from hdsctl.promotion.text import StackText
-from hdsctl.spec.access import DEPLOYER_ALIAS
-from hdsctl.spec.load import (
+from hdsctl.environment.access import DEPLOYER_ALIAS
+from hdsctl.environment.load import (
     NAMESPACE,
     Environment,
     environment_from_config,
     environment_from_stack_file,
     read_stack_file,
 )
-from hdsctl.spec.model import DicomService, EnvironmentSpec, FhirService, is_creation_time
+from hdsctl.environment.model import DicomService, EnvironmentSpec, FhirService, is_creation_time
+from hdsctl.errors import SpecError
+from hdsctl.promotion.diff import Change, alias, key_field, promotable_settings, semantic_diff
+from hdsctl.promotion.text import StackText
 
 AREAS = ("services", "tags", "roles", "events")
 TAGS_KEY = "extendedQueryTags"
@@ -344,7 +344,7 @@ def _check(promotion: Promotion, target_path: Path, target_config: dict, target_
            check_policy: bool) -> None:
     """Read the new text back the way every command reads a stack file, so what is checked and
     printed is what would be written; and prove nothing outside the promoted keys moved."""
-    from hdsctl.spec.yaml_text import parse_yaml
+    from hdsctl.environment.yaml_text import parse_yaml
 
     config = (parse_yaml(promotion.text.removeprefix("\ufeff"), str(target_path)) or {}).get("config") or {}
     edited = {*_service_keys(), ROLES_KEY, EVENTS_KEY}

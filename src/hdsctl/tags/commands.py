@@ -17,7 +17,7 @@ class UsageError(BadInput):
 
 
 def run(args) -> int:
-    from hdsctl.spec.load import load_environment, stack_file_path
+    from hdsctl.environment.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     services = env.spec.dicom_services
@@ -270,7 +270,7 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> int:
 def _event_routes(args):
     """The stack's subscriptions this local service delivers to queues; notes on the others."""
     from hdsctl.emulator.events import routes_of
-    from hdsctl.spec.load import load_environment, stack_file_path
+    from hdsctl.environment.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     names = [s.name for s in env.spec.dicom_services]
