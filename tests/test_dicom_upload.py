@@ -437,7 +437,7 @@ def test_a_file_changed_between_scan_and_send_fails_alone(local_dicom, tmp_path)
 
 
 def test_a_file_that_changes_while_it_is_sent_is_refused_not_sent_cut(tmp_path):
-    from hdsctl.dicom.web import MultipartBody, PartUnreadable
+    from hdsctl.dicom.multipart import MultipartBody, PartUnreadable
 
     path = tmp_path / "f.dcm"
     path.write_bytes(b"x" * 5000)

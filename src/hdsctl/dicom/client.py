@@ -24,7 +24,7 @@ from azure.core.pipeline.policies import (
 from azure.core.rest import HttpRequest, HttpResponse
 
 from hdsctl import __version__
-from hdsctl.dicom import errors
+from hdsctl.dicom import errors, multipart
 from hdsctl.dicom.models import (
     ObservedTag,
     OperationState,
@@ -32,14 +32,7 @@ from hdsctl.dicom.models import (
     lower_keys,
     operation_id_from_url,
 )
-from hdsctl.dicom.web import (
-    MultipartBody,
-    StowResult,
-    check_uid,
-    parse_stow_answer,
-    split_multipart,
-    utc_text,
-)
+from hdsctl.dicom.web import StowResult, check_uid, parse_stow_answer, utc_text
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
 from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
@@ -167,7 +160,7 @@ class DicomClient:
     def store(self, parts: list[Path | bytes], *, study: str | None = None, upsert: bool = False,
               expiry_ms: int | None = None) -> StowResult:
         """STOW-RS (PUT with `upsert`): one multipart request, streamed from the files."""
-        body = MultipartBody(parts)  # sized: the transport sends its Content-Length
+        body = multipart.MultipartBody(parts)  # sized: the transport sends its Content-Length
         headers = {"Content-Type": body.content_type}
         if expiry_ms is not None:  # the service deletes the study when it is due
             headers |= {"msdicom-expiry-time-milliseconds": str(int(expiry_ms)),
@@ -211,7 +204,7 @@ class DicomClient:
         path = self._web("/studies", study, series, instance)
         response = self._send("GET", path,
                               accept='multipart/related; type="application/dicom"; transfer-syntax=*')
-        parts = split_multipart(response.headers.get("Content-Type", ""), response.read())
+        parts = self._parts_of(response, path)
         if len(parts) != 1:
             raise errors.DicomApiError(200, f"expected one instance, got {len(parts)} parts", method="GET",
                                        url=self._url(path))
@@ -247,8 +240,7 @@ class DicomClient:
         path = self._web("/studies", study, series, instance) + "/frames/" + ",".join(map(str, frames))
         response = self._send("GET", path,
                               accept='multipart/related; type="application/octet-stream"; transfer-syntax=*')
-        return [payload for _, payload in split_multipart(response.headers.get("Content-Type", ""),
-                                                          response.read())]
+        return [payload for _, payload in self._parts_of(response, path)]
 
     def delete(self, study: str, series: str | None = None, instance: str | None = None) -> bool:
         """Delete a study, series or instance; False when it was not there."""
@@ -269,6 +261,13 @@ class DicomClient:
         return path
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _parts_of(self, response: HttpResponse, path: str) -> list[tuple[dict[str, str], bytes]]:
+        try:
+            return multipart.split(response.headers.get("Content-Type", ""), response.read())
+        except multipart.MultipartError as err:
+            raise errors.DicomApiError(response.status_code, f"the answer is not readable multipart: {err}",
+                                       method="GET", url=self._url(path)) from None
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{self.api_version}{path}"

@@ -18,9 +18,10 @@ from pathlib import Path
 from hdsctl.dicom import archive, errors
 from hdsctl.dicom.archive import Candidate, Source, Unusable
 from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED, Entry, Journal, JournalWriteFailed
+from hdsctl.dicom.multipart import PartUnreadable
 from hdsctl.dicom.upload_report import PENDING, Outcome, UploadReport
 from hdsctl.dicom.verify import missing_from_service, stored_differently
-from hdsctl.dicom.web import ALREADY_STORED, PartUnreadable, StowResult
+from hdsctl.dicom.web import ALREADY_STORED, StowResult
 from hdsctl.errors import HdsctlError
 
 
