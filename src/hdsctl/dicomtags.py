@@ -12,6 +12,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from hdsctl.dicom import keys
+
 MAX_EXTENDED_QUERY_TAGS = 128
 
 SUPPORTED_VRS = frozenset(
@@ -20,22 +22,10 @@ SUPPORTED_VRS = frozenset(
 LEVELS = ("Study", "Series", "Instance")
 
 # Attributes every DICOM service indexes already (path → keyword).
-DEFAULT_SEARCHABLE = {
-    "00080020": "StudyDate",
-    "0020000D": "StudyInstanceUID",
-    "00081030": "StudyDescription",
-    "00080050": "AccessionNumber",
-    "00100020": "PatientID",
-    "00100010": "PatientName",
-    "00080090": "ReferringPhysicianName",
-    "00100030": "PatientBirthDate",
-    "00080061": "ModalitiesInStudy",
-    "0020000E": "SeriesInstanceUID",
-    "00080060": "Modality",
-    "00400244": "PerformedProcedureStepStartDate",
-    "00081090": "ManufacturerModelName",
-    "00080018": "SOPInstanceUID",
-}
+DEFAULT_SEARCHABLE = {keys.KEYS[keyword]: keyword for keyword in (
+    "StudyDate", "StudyInstanceUID", "StudyDescription", "AccessionNumber", "PatientID", "PatientName",
+    "ReferringPhysicianName", "PatientBirthDate", "ModalitiesInStudy", "SeriesInstanceUID", "Modality",
+    "PerformedProcedureStepStartDate", "ManufacturerModelName", "SOPInstanceUID")}
 
 _HEX_PATH = re.compile(r"^[0-9A-Fa-f]{8}$")
 _KEYWORD = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")

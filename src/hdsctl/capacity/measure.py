@@ -13,6 +13,7 @@ import datetime
 
 import yaml
 
+from hdsctl.dicom import keys
 from hdsctl.dicom.web import dicom_values, first_value
 
 PAGE = 200
@@ -23,8 +24,9 @@ def _pixel_bytes(instance: dict) -> int:
     def number(tag: str, default: int) -> int:
         return int(first_value(instance, tag, default) or default)
 
-    rows, columns = number("00280010", 0), number("00280011", 0)
-    samples, bits, frames = number("00280002", 1), number("00280100", 8), number("00280008", 1)
+    rows, columns = number(keys.KEYS["Rows"], 0), number(keys.KEYS["Columns"], 0)
+    samples, bits = number(keys.KEYS["SamplesPerPixel"], 1), number(keys.KEYS["BitsAllocated"], 8)
+    frames = number(keys.KEYS["NumberOfFrames"], 1)
     return rows * columns * samples * max(bits, 8) // 8 * frames
 
 
@@ -36,10 +38,11 @@ def measure(client, since: datetime.date, until: datetime.date) -> dict:
         page = client.search("studies", {"StudyDate": f"{since:%Y%m%d}-{until:%Y%m%d}"}, limit=PAGE,
                              offset=offset, includefield=("ModalitiesInStudy", "NumberOfStudyRelatedInstances"))
         for study in page:
-            modalities = dicom_values(study, "00080061") or ["OT"]
+            modalities = dicom_values(study, keys.KEYS["ModalitiesInStudy"]) or ["OT"]
             # A study counts once, under its first modality: its bytes are not split.
             studies.setdefault(str(modalities[0]), []).append(
-                (str(first_value(study, "0020000D")), int(first_value(study, "00201208", 0) or 0)))
+                (str(first_value(study, keys.STUDY_INSTANCE_UID)),
+                 int(first_value(study, keys.NUMBER_OF_STUDY_RELATED_INSTANCES, 0) or 0)))
         if len(page) < PAGE:
             break
         offset += len(page)

@@ -13,6 +13,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
+from hdsctl.dicom import keys
 from hdsctl.dicom.expiry_journal import ExpiryJournal
 from hdsctl.dicom.web import dicom_values, first_value, is_uid
 from hdsctl.errors import BadInput, HdsctlError
@@ -20,7 +21,8 @@ from hdsctl.errors import BadInput, HdsctlError
 MAX_YEARS = 200
 STUDY_DATE, STORED = "StudyDate", "stored"
 GONE = "not on the service any more"
-STUDY_UID, STUDY_DATE_TAG, MODALITIES, INSTANCES = "0020000D", "00080020", "00080061", "00201208"
+STUDY_UID, STUDY_DATE_TAG = keys.STUDY_INSTANCE_UID, keys.STUDY_DATE
+MODALITIES, INSTANCES = keys.MODALITIES_IN_STUDY, keys.NUMBER_OF_STUDY_RELATED_INSTANCES
 
 
 class ExpiryRefused(BadInput):

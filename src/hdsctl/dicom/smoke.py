@@ -11,6 +11,7 @@ import io
 import time
 from dataclasses import asdict, dataclass, field
 
+from hdsctl.dicom import keys
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.synthetic import SyntheticStudy, synthetic_study
 from hdsctl.dicomtags import TagDefinition
@@ -121,7 +122,8 @@ class SmokeRun:
         expiry = "kept (--keep)" if self.keep else "expires in 1 hour if not deleted"
         return f"{len(result.stored)} instances in 2 series, {expiry}", True
 
-    def _find(self, level: str, filters: dict[str, str], key: str = "0020000D", wanted: str | None = None):
+    def _find(self, level: str, filters: dict[str, str], key: str = keys.STUDY_INSTANCE_UID,
+              wanted: str | None = None):
         wanted = wanted or self.study.study_uid
         found = [(item.get(key) or {}).get("Value", [None])[0] for item in self.client.search(level, filters)]
         if wanted not in found:
@@ -130,7 +132,7 @@ class SmokeRun:
 
     def _search_by_tag(self, tag: TagDefinition, ready: set[str]) -> None:
         level = QIDO_LEVEL[tag.level]
-        key = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}[level]
+        key = keys.LEVEL_UIDS[level]
         target = {"studies": self.study.study_uid, "series": self.study.instances[0].series_uid,
                   "instances": self.study.instances[0].sop_uid}[level]
         name = f"search by {tag.keyword or tag.path} ({tag.level})"

@@ -5,19 +5,17 @@ already holds (45070) is the same content as the file being sent (its stored met
 
 from __future__ import annotations
 
+from hdsctl.dicom import keys
 from hdsctl.dicom.web import first_value, is_uid
 
 # Attributes that tell two files with one SOPInstanceUID apart: the patient, the study's and
 # the image's identity and geometry. Pixel values themselves are not compared (that would
 # mean downloading every instance).
-IDENTIFYING = {
-    "00100020": "PatientID", "00100010": "PatientName", "00100030": "PatientBirthDate",
-    "00080020": "StudyDate", "00080030": "StudyTime", "00080050": "AccessionNumber",
-    "00080060": "Modality", "0020000E": "SeriesInstanceUID", "00200011": "SeriesNumber",
-    "00200013": "InstanceNumber", "00080016": "SOPClassUID", "00080023": "ContentDate",
-    "00080033": "ContentTime", "00280010": "Rows", "00280011": "Columns", "00280008": "NumberOfFrames",
-    "00280100": "BitsAllocated",
-}
+IDENTIFYING = (
+    "PatientID", "PatientName", "PatientBirthDate", "StudyDate", "StudyTime", "AccessionNumber", "Modality",
+    "SeriesInstanceUID", "SeriesNumber", "InstanceNumber", "SOPClassUID", "ContentDate", "ContentTime", "Rows",
+    "Columns", "NumberOfFrames", "BitsAllocated",
+)
 
 
 def missing_from_service(client, entries) -> set[str]:
@@ -31,8 +29,8 @@ def missing_from_service(client, entries) -> set[str]:
                                                             limit=1):
             missing.add(entry.key)  # journaled before study UIDs were kept: one look-up each
     for study, wanted in by_study.items():
-        held = {str(first_value(item, "00080018") or "")
-                for item in client.search_all("instances", study=study, includefield=("00080018",))}
+        held = {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
+                for item in client.search_all("instances", study=study, includefield=(keys.SOP_INSTANCE_UID,))}
         missing |= {entry.key for entry in wanted if entry.sop_uid not in held}
     return missing
 
@@ -44,7 +42,7 @@ def stored_differently(client, candidates) -> dict[str, tuple[str, str]]:
 
     if not candidates:
         return {}
-    stored = {str(first_value(item, "00080018") or ""): item
+    stored = {str(first_value(item, keys.SOP_INSTANCE_UID) or ""): item
               for item in client.retrieve_metadata(candidates[0].study_uid)}
     conflicts = {}
     for candidate in candidates:
@@ -54,9 +52,9 @@ def stored_differently(client, candidates) -> dict[str, tuple[str, str]]:
         with candidate.source.open() as stream:
             dataset = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
         differences = []
-        for tag, keyword in IDENTIFYING.items():
+        for keyword in IDENTIFYING:
             here = _text(dataset.data_element(keyword) if keyword in dataset else None)
-            there = _json_text(held.get(tag) or {})
+            there = _json_text(held.get(keys.KEYS[keyword]) or {})
             if here != there:
                 differences.append(f"{keyword} {there!r} stored, {here!r} here")
         if differences:

@@ -11,15 +11,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdsctl.dicom import keys
+
 # FailureReason (0008,1197) codes of the Azure DICOM service (conformance statement v2).
+PROCESSING_FAILURE, VALIDATION_FAILED, STUDY_MISMATCH, ALREADY_STORED, BEING_CREATED = (
+    272, 43264, 43265, 45070, 45071)
 FAILURE_REASONS = {
-    272: "processing failure",
-    43264: "validation failed",
-    43265: "StudyInstanceUID does not match the study in the request URL",
-    45070: "already stored (same study, series and SOP instance UID)",
-    45071: "being created by another request, or a failed create not yet cleaned up",
+    PROCESSING_FAILURE: "processing failure",
+    VALIDATION_FAILED: "validation failed",
+    STUDY_MISMATCH: "StudyInstanceUID does not match the study in the request URL",
+    ALREADY_STORED: "already stored (same study, series and SOP instance UID)",
+    BEING_CREATED: "being created by another request, or a failed create not yet cleaned up",
 }
-ALREADY_STORED = 45070
 
 # PS3.5 9.1: a UID is digits and dots, at most 64 characters.
 UID_PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)*")
@@ -39,15 +42,6 @@ def check_uid(value, what: str = "UID") -> str:
         raise InvalidUid(f"{what} {shown} is not a DICOM UID (digits and dots, at most {UID_MAX} characters)")
     return value
 
-RETRIEVE_URL = "00081190"
-FAILED_SOP_SEQUENCE = "00081198"
-REFERENCED_SOP_SEQUENCE = "00081199"
-SOP_CLASS = "00081150"
-SOP_INSTANCE = "00081155"
-FAILURE_REASON = "00081197"
-WARNING_REASON = "00081196"
-FAILED_ATTRIBUTES = "00741048"
-ERROR_COMMENT = "00000902"
 
 
 @dataclass(frozen=True)
@@ -82,23 +76,24 @@ class StowResult:
 def parse_stow_answer(status: int, body: Any) -> StowResult:
     dataset = body if isinstance(body, dict) else {}
     result = StowResult(status)
-    for item in _items(dataset, REFERENCED_SOP_SEQUENCE):
+    for item in _items(dataset, keys.REFERENCED_SOP_SEQUENCE):
         sop, sop_class = _instance_uids(item)
-        warning = first_value(item, WARNING_REASON)
-        result.stored.append(StoredInstance(sop, sop_class, first_value(item, RETRIEVE_URL),
+        warning = first_value(item, keys.WARNING_REASON)
+        result.stored.append(StoredInstance(sop, sop_class, first_value(item, keys.RETRIEVE_URL),
                                             int(warning) if warning is not None else None))
-    for item in _items(dataset, FAILED_SOP_SEQUENCE):
+    for item in _items(dataset, keys.FAILED_SOP_SEQUENCE):
         sop, sop_class = _instance_uids(item)
-        comments = tuple(str(first_value(attribute, ERROR_COMMENT) or "")
-                         for attribute in _items(item, FAILED_ATTRIBUTES))
-        reason = first_value(item, FAILURE_REASON)
+        comments = tuple(str(first_value(attribute, keys.ERROR_COMMENT) or "")
+                         for attribute in _items(item, keys.FAILED_ATTRIBUTES_SEQUENCE))
+        reason = first_value(item, keys.FAILURE_REASON)
         result.failed.append(FailedInstance(sop, sop_class, int(reason) if reason is not None else 272,
                                             comments))
     return result
 
 
 def _instance_uids(item: dict) -> tuple[str, str]:
-    return first_value(item, SOP_INSTANCE) or "", first_value(item, SOP_CLASS) or ""
+    return (first_value(item, keys.REFERENCED_SOP_INSTANCE_UID) or "",
+            first_value(item, keys.REFERENCED_SOP_CLASS_UID) or "")
 
 
 def utc_text(value: str) -> str:

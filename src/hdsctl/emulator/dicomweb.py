@@ -25,21 +25,37 @@ from urllib.parse import quote
 
 from pydicom.uid import ImplicitVRLittleEndian
 
-from hdsctl.dicom import multipart
+from hdsctl.dicom import keys, multipart
+from hdsctl.dicom.web import (
+    ALREADY_STORED,
+    BEING_CREATED,
+    PROCESSING_FAILURE,
+    STUDY_MISMATCH,
+    VALIDATION_FAILED,
+    dicom_values,
+    first_value,
+)
 from hdsctl.emulator.events import CREATED, DELETED, Change
 from hdsctl.emulator.instances import Instance, index_values
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.store import ApiError, Store
 
 EXPIRY_HEADERS = ("msdicom-expiry-time-milliseconds", "msdicom-expiry-option", "msdicom-expiry-level")
-LEVEL_KEYS = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}
 
 
 def _item(sop_class: str, sop: str, **extra) -> dict:
-    item = {"00081150": {"vr": "UI", "Value": [sop_class]}, "00081155": {"vr": "UI", "Value": [sop]}}
+    item = {keys.REFERENCED_SOP_CLASS_UID: {"vr": "UI", "Value": [sop_class]},
+            keys.REFERENCED_SOP_INSTANCE_UID: {"vr": "UI", "Value": [sop]}}
     for tag, (vr, value) in extra.items():
         item[tag] = {"vr": vr, "Value": [value]}
     return item
+
+
+def _failed(sop_class: str, sop: str, reason: int, comment: str | None = None) -> dict:
+    extra = {keys.FAILURE_REASON: ("US", reason)}
+    if comment:
+        extra[keys.ERROR_COMMENT] = ("LO", comment[:64])
+    return _item(sop_class, sop, **extra)
 
 
 class DicomWebFront:
@@ -102,21 +118,20 @@ class DicomWebFront:
                 if _cut_short(dataset, part.tell(), end - start):
                     raise EOFError("the part ends inside an element")
             except Exception as err:
-                failed.append(_item("", "", **{"00081197": ("US", 43264),
-                                                "00000902": ("LO", f"not a DICOM Part 10 file: {err}"[:64])}))
+                failed.append(_failed("", "", VALIDATION_FAILED, f"not a DICOM Part 10 file: {err}"))
                 continue
             uids = {name: str(getattr(dataset, name, "") or "") for name in
                     ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")}
             sop, sop_class = uids["SOPInstanceUID"], uids["SOPClassUID"]
             syntax = str(getattr(dataset.file_meta, "TransferSyntaxUID", "") or "")
             if not all(uids.values()) or syntax == ImplicitVRLittleEndian:
-                failed.append(_item(sop_class, sop, **{"00081197": ("US", 43264)}))
+                failed.append(_failed(sop_class, sop, VALIDATION_FAILED))
             elif study_in_path and uids["StudyInstanceUID"] != study_in_path:
-                failed.append(_item(sop_class, sop, **{"00081197": ("US", 43265)}))
+                failed.append(_failed(sop_class, sop, STUDY_MISMATCH))
             elif method == "POST" and self.store.holds(sop):
-                failed.append(_item(sop_class, sop, **{"00081197": ("US", 45070)}))
+                failed.append(_failed(sop_class, sop, ALREADY_STORED))
             elif not self._claim(sop):
-                failed.append(_item(sop_class, sop, **{"00081197": ("US", 45071)}))
+                failed.append(_failed(sop_class, sop, BEING_CREATED))
             else:
                 instance = Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop,
                                     header=body[start:start + part.tell()])
@@ -134,11 +149,11 @@ class DicomWebFront:
                 for _, instance, sop_class in accepted:
                     sop = instance.sop_uid
                     if sop not in stored:
-                        failed.append(_item(sop_class, sop, **{"00081197": ("US", 272)}))
+                        failed.append(_failed(sop_class, sop, PROCESSING_FAILURE))
                         continue
                     self.store.add_instance(instance)
                     url = f"{base}/studies/{instance.study_uid}/series/{instance.series_uid}/instances/{sop}"
-                    referenced.append(_item(sop_class, sop, **{"00081190": ("UR", url)}))
+                    referenced.append(_item(sop_class, sop, **{keys.RETRIEVE_URL: ("UR", url)}))
                     self._schedule(instance.study_uid, expiry_ms)
                     changes.append(instance)
         finally:
@@ -147,11 +162,11 @@ class DicomWebFront:
                 self._in_flight -= {instance.sop_uid for _, instance, _ in accepted}
         answer: dict = {}
         if study_in_path and referenced:
-            answer["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study_in_path}"]}
+            answer[keys.RETRIEVE_URL] = {"vr": "UR", "Value": [f"{base}/studies/{study_in_path}"]}
         if referenced:
-            answer["00081199"] = {"vr": "SQ", "Value": referenced}
+            answer[keys.REFERENCED_SOP_SEQUENCE] = {"vr": "SQ", "Value": referenced}
         if failed:
-            answer["00081198"] = {"vr": "SQ", "Value": failed}
+            answer[keys.FAILED_SOP_SEQUENCE] = {"vr": "SQ", "Value": failed}
         status = 409 if not referenced else 202 if failed else 200
         return status, {"Content-Type": "application/dicom+json"}, json.dumps(answer).encode()
 
@@ -174,8 +189,8 @@ class DicomWebFront:
         if status >= 500 or not payload:
             raise ApiError(503, f"the local engine did not store the instances ({status})")
         answer = json.loads(payload)
-        return {str(item.get("00081155", {}).get("Value", [""])[0])
-                for item in answer.get("00081199", {}).get("Value", [])}
+        return {str(first_value(item, keys.REFERENCED_SOP_INSTANCE_UID, ""))
+                for item in dicom_values(answer, keys.REFERENCED_SOP_SEQUENCE) if isinstance(item, dict)}
 
     def _instance(self, dataset) -> Instance:
         return Instance(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID),
@@ -305,7 +320,7 @@ class DicomWebFront:
             raise ApiError(status, payload.decode(errors="replace")[:300])
         results = json.loads(payload) if payload else []
         if extended:
-            key = LEVEL_KEYS[resource]
+            key = keys.LEVEL_UIDS[resource]
             with self.store.lock:
                 wanted = {i.uid_at(resource) for i in self.store.instances
                           if all(i.values.get(path) == value for _, path, value in extended)}

@@ -6,20 +6,25 @@ import random
 import re
 from dataclasses import dataclass, field
 
+from hdsctl.dicom import keys
+
+# A private element of SIEMENS MR HEADER: private tags have no keyword, so its number is used.
+PRIVATE_VENDOR = "00191002"
 # Values per attribute (path → choices); anything else the instances simply lack.
-VALUES = {
-    "00180015": ["CHEST", "HEAD", "ABDOMEN", "KNEE", "PELVIS", "SPINE"],  # BodyPartExamined
-    "00181030": ["CT CHEST W/O", "MR BRAIN T1", "XR KNEE 2V", "CT ABD PELVIS"],  # ProtocolName
-    "00081010": ["CT01", "CT02", "MR01", "XR03"],  # StationName
-    "00080080": ["ST MARY HOSPITAL", "ST MARY CLINIC NORTH"],  # InstitutionName
-    "00100040": ["F", "M", "O"],  # PatientSex
-    "00080060": ["CT", "MR", "CR", "DX"],  # Modality
-    "00191002": ["VENDOR-A", "VENDOR-B"],  # a private element of SIEMENS MR HEADER
-    "00080070": ["SIEMENS", "GE MEDICAL SYSTEMS", "PHILIPS"],  # Manufacturer
-    "00181000": ["SN1001", "SN2002", "SN3003"],  # DeviceSerialNumber
-}
-STUDY_LEVEL = {"00080080", "00100040"}
-SERIES_LEVEL = {"00180015", "00181030", "00081010", "00080060", "00191002", "00080070", "00181000"}
+VALUES = {keys.KEYS[keyword]: choices for keyword, choices in {
+    "BodyPartExamined": ["CHEST", "HEAD", "ABDOMEN", "KNEE", "PELVIS", "SPINE"],
+    "ProtocolName": ["CT CHEST W/O", "MR BRAIN T1", "XR KNEE 2V", "CT ABD PELVIS"],
+    "StationName": ["CT01", "CT02", "MR01", "XR03"],
+    "InstitutionName": ["ST MARY HOSPITAL", "ST MARY CLINIC NORTH"],
+    "PatientSex": ["F", "M", "O"],
+    "Modality": ["CT", "MR", "CR", "DX"],
+    "Manufacturer": ["SIEMENS", "GE MEDICAL SYSTEMS", "PHILIPS"],
+    "DeviceSerialNumber": ["SN1001", "SN2002", "SN3003"],
+}.items()} | {PRIVATE_VENDOR: ["VENDOR-A", "VENDOR-B"]}
+STUDY_LEVEL = {keys.KEYS["InstitutionName"], keys.KEYS["PatientSex"]}
+SERIES_LEVEL = {keys.KEYS[keyword] for keyword in (
+    "BodyPartExamined", "ProtocolName", "StationName", "Modality", "Manufacturer", "DeviceSerialNumber")
+} | {PRIVATE_VENDOR}
 
 # Length limits and character rules of the string VRs the service indexes.
 _MAX_LENGTH = {"AE": 16, "AS": 4, "CS": 16, "DA": 8, "DT": 26, "LO": 64, "PN": 64, "SH": 16,

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hdsctl import naming
+from hdsctl.dicom import keys
 from hdsctl.dicomtags import DEFAULT_SEARCHABLE, TagRuleError, resolve_path
 from hdsctl.emulator.store import ApiError, Knobs, Operation, Store, StoredTag
 
@@ -409,9 +410,9 @@ def _handler(emulator: Emulator):
                 seen.setdefault(instance.uid_at(resource), instance)
             if not seen:
                 return 204, None, headers
-            answer = [{"0020000D": {"vr": "UI", "Value": [i.study_uid]},
-                       "0020000E": {"vr": "UI", "Value": [i.series_uid]},
-                       "00080018": {"vr": "UI", "Value": [i.sop_uid]}} for i in seen.values()]
+            answer = [{keys.STUDY_INSTANCE_UID: {"vr": "UI", "Value": [i.study_uid]},
+                       keys.SERIES_INSTANCE_UID: {"vr": "UI", "Value": [i.series_uid]},
+                       keys.SOP_INSTANCE_UID: {"vr": "UI", "Value": [i.sop_uid]}} for i in seen.values()]
             return 200, answer, headers
 
         def _control(self, method: str, path: str):

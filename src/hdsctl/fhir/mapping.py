@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from hdsctl.dicom import keys
 from hdsctl.dicom.web import first_value
 
 DICOM_UID_SYSTEM = "urn:dicom:uid"
@@ -26,8 +27,8 @@ class NotLinkable(ValueError):
     """The study lacks what an ImagingStudy needs (the reason says what)."""
 
 
-def _text(dataset: dict, tag: str) -> str | None:
-    value = first_value(dataset, tag)
+def _text(dataset: dict, keyword: str) -> str | None:
+    value = first_value(dataset, keys.KEYS[keyword])
     if isinstance(value, dict):  # a person name
         value = value.get("Alphabetic")
     return str(value).strip() if value not in (None, "") else None
@@ -68,44 +69,44 @@ def endpoint_condition(wado_root: str) -> str:
 
 def patient_key(metadata: list[dict], default_system: str | None) -> PatientKey:
     first = metadata[0]
-    patient_id = _text(first, "00100020")
+    patient_id = _text(first, "PatientID")
     if not patient_id:
         raise NotLinkable("the study has no PatientID (0010,0020): an ImagingStudy needs its patient")
-    return PatientKey(_text(first, "00100021") or default_system, patient_id)
+    return PatientKey(_text(first, "IssuerOfPatientID") or default_system, patient_id)
 
 
 def patient_resource(metadata: list[dict], key: PatientKey) -> dict:
     first = metadata[0]
     patient: dict = {"resourceType": "Patient", "identifier": [key.identifier()]}
-    name = _text(first, "00100010")
+    name = _text(first, "PatientName")
     if name:
         family, given, middle, prefix, suffix = ([*name.split("^"), "", "", "", ""])[:5]
         human = {"use": "usual", "family": family or None, "given": [g for g in (given, middle) if g] or None,
                  "prefix": [prefix] if prefix else None, "suffix": [suffix] if suffix else None}
         patient["name"] = [{k: v for k, v in human.items() if v}]
-    gender = GENDERS.get((_text(first, "00100040") or "").upper())
+    gender = GENDERS.get((_text(first, "PatientSex") or "").upper())
     if gender:
         patient["gender"] = gender
-    birth = _text(first, "00100030")
+    birth = _text(first, "PatientBirthDate")
     if birth and len(birth) == 8 and birth.isdigit():
         patient["birthDate"] = f"{birth[:4]}-{birth[4:6]}-{birth[6:]}"
     return patient
 
 
 def _started(dataset: dict) -> str | None:
-    date, time = _text(dataset, "00080020"), _text(dataset, "00080030") or ""
+    date, time = _text(dataset, "StudyDate"), _text(dataset, "StudyTime") or ""
     if not date or len(date) != 8 or not date.isdigit():
         return None
     if len(time) < 4 or not time[:6].replace(".", "").isdigit():
         return f"{date[:4]}-{date[4:6]}-{date[6:]}"
     seconds = time[4:6] or "00"
-    offset = _text(dataset, "00080201")
+    offset = _text(dataset, "TimezoneOffsetFromUTC")
     zone = f"{offset[:3]}:{offset[3:5]}" if offset and len(offset) == 5 else "Z"
     return f"{date[:4]}-{date[4:6]}-{date[6:]}T{time[:2]}:{time[2:4]}:{seconds}{zone}"
 
 
-def _number(dataset: dict, tag: str) -> int | None:
-    value = first_value(dataset, tag)
+def _number(dataset: dict, keyword: str) -> int | None:
+    value = first_value(dataset, keys.KEYS[keyword])
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
@@ -115,27 +116,28 @@ def _number(dataset: dict, tag: str) -> int | None:
 def imaging_study_resource(metadata: list[dict], *, patient_ref: str, patient: PatientKey, endpoint_ref: str,
                            wado_root: str) -> dict:
     first = metadata[0]
-    study_uid = _text(first, "0020000D")
+    study_uid = _text(first, "StudyInstanceUID")
     series: dict[str, list[dict]] = {}
     for dataset in metadata:
-        series.setdefault(_text(dataset, "0020000E") or "", []).append(dataset)
+        series.setdefault(_text(dataset, "SeriesInstanceUID") or "", []).append(dataset)
 
     def series_entry(uid: str, datasets: list[dict]) -> dict:
         head = datasets[0]
-        instances = sorted(datasets, key=lambda d: (_number(d, "00200013") or 0, _text(d, "00080018") or ""))
-        entry = {"uid": uid, "number": _number(head, "00200011"),
-                 "modality": {"system": DCM_SYSTEM, "code": _text(head, "00080060") or "OT"},
-                 "description": _text(head, "0008103E"), "numberOfInstances": len(instances),
+        instances = sorted(datasets,
+                           key=lambda d: (_number(d, "InstanceNumber") or 0, _text(d, "SOPInstanceUID") or ""))
+        entry = {"uid": uid, "number": _number(head, "SeriesNumber"),
+                 "modality": {"system": DCM_SYSTEM, "code": _text(head, "Modality") or "OT"},
+                 "description": _text(head, "SeriesDescription"), "numberOfInstances": len(instances),
                  "instance": [{k: v for k, v in {
-                     "uid": _text(d, "00080018"),
-                     "sopClass": {"system": URI_SYSTEM, "code": f"urn:oid:{_text(d, '00080016')}"},
-                     "number": _number(d, "00200013")}.items() if v is not None} for d in instances]}
+                     "uid": _text(d, "SOPInstanceUID"),
+                     "sopClass": {"system": URI_SYSTEM, "code": f"urn:oid:{_text(d, 'SOPClassUID')}"},
+                     "number": _number(d, "InstanceNumber")}.items() if v is not None} for d in instances]}
         return {k: v for k, v in entry.items() if v is not None}
 
-    ordered = sorted(series.items(), key=lambda item: (_number(item[1][0], "00200011") or 0, item[0]))
-    modalities = sorted({_text(d, "00080060") for d in metadata if _text(d, "00080060")})
+    ordered = sorted(series.items(), key=lambda item: (_number(item[1][0], "SeriesNumber") or 0, item[0]))
+    modalities = sorted({_text(d, "Modality") for d in metadata if _text(d, "Modality")})
     identifiers = [{"use": "official", "system": DICOM_UID_SYSTEM, "value": f"urn:oid:{study_uid}"}]
-    accession = _text(first, "00080050")
+    accession = _text(first, "AccessionNumber")
     if accession:
         identifiers.append({"type": {"coding": [{"system": IDENTIFIER_TYPES, "code": "ACSN"}]},
                             "value": accession})
@@ -152,7 +154,7 @@ def imaging_study_resource(metadata: list[dict], *, patient_ref: str, patient: P
         "endpoint": [{"reference": endpoint_ref}],
         "numberOfSeries": len(ordered),
         "numberOfInstances": len(metadata),
-        "description": _text(first, "00081030"),
+        "description": _text(first, "StudyDescription"),
         "series": [series_entry(uid, datasets) for uid, datasets in ordered],
     }
     return {k: v for k, v in study.items() if v is not None}
