@@ -12,6 +12,7 @@ from pathlib import Path
 from hdsctl.audit import commands as audit_commands
 from hdsctl.capacity import commands as capacity_commands
 from hdsctl.dicom import commands as dicom_commands
+from hdsctl.emulator import commands as emulator_commands
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
 from hdsctl.events import commands as events_commands
 from hdsctl.fhir import commands as fhir_commands
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.set_defaults(handler=_preview)
 
     tag_commands.add_arguments(commands)
-    tag_commands.add_emulator_arguments(commands)
+    emulator_commands.add_arguments(commands)
     dicom_commands.add_arguments(commands)
     events_commands.add_arguments(commands)
     fhir_commands.add_arguments(commands)

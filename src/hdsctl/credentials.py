@@ -45,6 +45,10 @@ GRAPH = Audience("Microsoft Graph", "HDSCTL_GRAPH_TOKEN", ("00000003-0000-0000-c
 STORAGE = Audience("Azure Storage", "HDSCTL_STORAGE_TOKEN")
 FHIR = Audience("the FHIR service", "HDSCTL_FHIR_TOKEN")
 STORAGE_SCOPE = "https://storage.azure.com/.default"
+# Azurite's published development account (its documentation prints the key): a Storage
+# endpoint on loopback is the local emulator, and only there is this key used.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 class CredentialProblem(BadInput):
@@ -145,3 +149,15 @@ def _normal(resource: str) -> str:
 def arm_scope(arm_endpoint: str) -> str:
     """The token audience for a Resource Manager endpoint (public or sovereign cloud)."""
     return f"{arm_endpoint.rstrip('/')}/.default"
+
+
+def storage_credential(account_url: str):
+    """Azurite's published key for a Storage endpoint on loopback; an Entra token for the Storage
+    audience anywhere else."""
+    from urllib.parse import urlsplit
+
+    from hdsctl.endpoints import is_loopback
+
+    if is_loopback(urlsplit(account_url).hostname or ""):
+        return {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY}
+    return credential_for(STORAGE, STORAGE_SCOPE)

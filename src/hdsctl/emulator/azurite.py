@@ -11,12 +11,10 @@ import shutil
 import socket
 from pathlib import Path
 
+from hdsctl.credentials import AZURITE_ACCOUNT as ACCOUNT
+from hdsctl.credentials import AZURITE_KEY as ACCOUNT_KEY
 from hdsctl.emulator.process import EngineUnavailable, LocalProcess, free_port
 
-# Azurite's one account and its key, published in Azurite's documentation for every
-# installation: not a secret, and accepted only by the emulator.
-ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 # scripts/bootstrap installs the pinned version here (tools/azurite/package.json).
 BUNDLED = Path(__file__).resolve().parents[3] / "tools" / "azurite" / "node_modules" / ".bin" / "azurite"
 

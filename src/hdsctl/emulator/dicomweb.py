@@ -38,6 +38,7 @@ from hdsctl.dicom.web import (
 from hdsctl.emulator.events import CREATED, DELETED, Change
 from hdsctl.emulator.instances import Instance, index_values
 from hdsctl.emulator.orthanc import OrthancEngine
+from hdsctl.emulator.queries import paging, qido_filters
 from hdsctl.emulator.store import ApiError, Store
 
 EXPIRY_HEADERS = ("msdicom-expiry-time-milliseconds", "msdicom-expiry-option", "msdicom-expiry-level")
@@ -300,8 +301,6 @@ class DicomWebFront:
     # -- QIDO ----------------------------------------------------------------------------
 
     def qido(self, rest: list[str], pairs: list[tuple[str, str]]):
-        from hdsctl.emulator.server import paging, qido_filters
-
         resource = rest[-1]
         filters, headers = qido_filters(self.store, resource, pairs)
         with self.store.lock:

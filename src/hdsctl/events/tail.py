@@ -10,10 +10,8 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from hdsctl import naming
-from hdsctl.endpoints import is_loopback
 from hdsctl.errors import BadInput, HdsctlError
 
 PEEK_LIMIT = 32  # Storage queues show no more than this without receiving
@@ -127,14 +125,9 @@ class StorageTarget:
 
     def credential(self):
         """Azurite's published key on loopback; an Entra token (Storage audience) elsewhere."""
-        host = urlsplit(self.account_url).hostname or ""
-        if is_loopback(host):
-            from hdsctl.emulator.azurite import ACCOUNT, ACCOUNT_KEY
+        from hdsctl.credentials import storage_credential
 
-            return {"account_name": ACCOUNT, "account_key": ACCOUNT_KEY}
-        from hdsctl.credentials import STORAGE, STORAGE_SCOPE, credential_for
-
-        return credential_for(STORAGE, STORAGE_SCOPE)
+        return storage_credential(self.account_url)
 
 
 def account_url(account_name: str, service: str, override: str | None,

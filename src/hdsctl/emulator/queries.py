@@ -1,0 +1,59 @@
+"""Query rules the local service shares between its tag API and its DICOMweb front: paging,
+the one data partition, and QIDO filters checked as the Azure service checks them."""
+
+from __future__ import annotations
+
+from hdsctl import naming
+from hdsctl.dicomtags import DEFAULT_SEARCHABLE, TagRuleError, resolve_path
+from hdsctl.emulator.store import ApiError, Store
+
+QIDO_LEVELS = {"studies": {"Study"}, "series": {"Study", "Series"},
+               "instances": {"Study", "Series", "Instance"}}
+QIDO_RESERVED = {"limit", "offset", "includefield", "fuzzymatching"}
+
+
+def paging(query: dict[str, str], default_limit: int = 100) -> tuple[int, int]:
+    """`limit` and `offset` of a query (lower-cased names), checked as the service checks them."""
+    try:
+        limit = int(query.get("limit", default_limit))
+        offset = int(query.get("offset", 0))
+    except ValueError:
+        raise ApiError(400, "limit and offset must be integers.") from None
+    if not 1 <= limit <= 200 or offset < 0:
+        raise ApiError(400, "limit must be between 1 and 200 and offset at least 0.")
+    return limit, offset
+
+
+def default_partition(rest: list[str]) -> list[str]:
+    """`partitions/Microsoft.Default/studies/...` → `studies/...`: the local service has the one
+    partition every service with partitions has; another name is refused rather than mixed in."""
+    if len(rest) < 3 or rest[1] != naming.DEFAULT_PARTITION:
+        raise ApiError(404, f"The local service has one data partition, {naming.DEFAULT_PARTITION}.")
+    return rest[2:]
+
+
+def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
+    """The (key, path, value) filters of a QIDO query, checked as the service checks them: an
+    attribute must be searchable by default or a ready, enabled extended query tag at a level
+    the resource covers. Keys keep their case: DICOM keywords are case-sensitive."""
+    headers, filters = {}, []
+    with store.lock:
+        for key, value in pairs:
+            if key.lower() in QIDO_RESERVED:
+                continue
+            try:
+                path = f"{resolve_path(key):08X}"
+            except TagRuleError:
+                path = key.upper()
+            tag = store.tags.get(path)
+            if tag is not None:
+                if tag.status != "ready" or tag.level not in QIDO_LEVELS[resource]:
+                    raise ApiError(400, f"The query tag '{key}' is not queryable.")
+                if not tag.query_enabled:
+                    raise ApiError(400, f"Query is disabled on specified attribute '{key}'.")
+                if tag.errors:
+                    headers["erroneous-dicom-attributes"] = key
+            elif path not in DEFAULT_SEARCHABLE:
+                raise ApiError(400, f"The query parameter '{key}' is not supported.")
+            filters.append((key, path, value))
+    return filters, headers
