@@ -38,7 +38,8 @@ from hdsctl.dicom.web import (
 from hdsctl.emulator.events import CREATED, DELETED, Change
 from hdsctl.emulator.instances import Instance, index_values
 from hdsctl.emulator.orthanc import OrthancEngine
-from hdsctl.emulator.queries import paging, qido_filters
+from hdsctl.emulator.part10 import NotPart10, as_part10, read_header, stow_spans
+from hdsctl.emulator.queries import dicomweb_route, is_qido, paging, qido_filters
 from hdsctl.emulator.store import ApiError, Store
 
 EXPIRY_HEADERS = ("msdicom-expiry-time-milliseconds", "msdicom-expiry-option", "msdicom-expiry-level")
@@ -87,7 +88,7 @@ class DicomWebFront:
 
     def handle(self, method: str, base: str, rest: list[str], pairs: list[tuple[str, str]],
                headers, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        if not _dicomweb_route(rest):  # nothing else reaches the engine's own REST API
+        if not dicomweb_route(rest):  # nothing else reaches the engine's own REST API
             raise ApiError(400, f"/{'/'.join(rest)[:200]} is not a DICOMweb route of this service.")
         if method in {"POST", "PUT"} and rest[0] == "studies" and len(rest) <= 2:
             return self.stow(method, base, rest[1] if len(rest) == 2 else None, headers, body)
@@ -95,7 +96,7 @@ class DicomWebFront:
             return self.delete(rest)
         if method == "GET" and rest[0] == "changefeed":
             return self.change_feed(rest, pairs)
-        if method == "GET" and _is_qido(rest):
+        if method == "GET" and is_qido(rest):
             return self.qido(rest, pairs)
         if method == "GET" and rest[0] == "studies":
             return self.forward(rest, pairs, headers)
@@ -104,49 +105,14 @@ class DicomWebFront:
     # -- STOW ----------------------------------------------------------------------------
 
     def stow(self, method: str, base: str, study_in_path: str | None, headers, body: bytes):
-        import pydicom
-
-        boundary, spans = _parts(headers.get("Content-Type", ""), body)
+        boundary, spans = stow_spans(headers.get("Content-Type", ""), body)
         expiry_ms = _expiry(headers)
-        referenced, failed, accepted, changes = [], [], [], []
-        for start, end in spans:
-            part = _Window(body, start, end)  # each header is parsed where it lies, within its part
-            try:
-                preamble = _has_preamble(body, start, end)
-                if not preamble and not _meta_first(body, start, end):
-                    raise ValueError("no preamble and DICM, nor a File Meta group first")
-                dataset = pydicom.dcmread(part, stop_before_pixels=True, force=True)
-                if _cut_short(dataset, part.tell(), end - start):
-                    raise EOFError("the part ends inside an element")
-            except Exception as err:
-                failed.append(_failed("", "", VALIDATION_FAILED, f"not a DICOM Part 10 file: {err}"))
-                continue
-            uids = {name: str(getattr(dataset, name, "") or "") for name in
-                    ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")}
-            sop, sop_class = uids["SOPInstanceUID"], uids["SOPClassUID"]
-            syntax = str(getattr(dataset.file_meta, "TransferSyntaxUID", "") or "")
-            if not all(uids.values()) or syntax == ImplicitVRLittleEndian:
-                failed.append(_failed(sop_class, sop, VALIDATION_FAILED))
-            elif study_in_path and uids["StudyInstanceUID"] != study_in_path:
-                failed.append(_failed(sop_class, sop, STUDY_MISMATCH))
-            elif method == "POST" and self.store.holds(sop):
-                failed.append(_failed(sop_class, sop, ALREADY_STORED))
-            elif not self._claim(sop):
-                failed.append(_failed(sop_class, sop, BEING_CREATED))
-            else:
-                instance = Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop,
-                                    header=body[start:start + part.tell()])
-                accepted.append(((start, end, preamble), instance, sop_class))
+        accepted, failed = self._accept(method, study_in_path, body, spans)
+        referenced, changes = [], []
         try:
             if accepted:
-                if boundary and len(accepted) == len(spans) and all(span[2] for span, _, _ in accepted):
-                    as_it_came = f'multipart/related; type="application/dicom"; boundary={boundary}'
-                    stored = self._store_in_engine(body, as_it_came)  # no copy
-                else:
-                    whole = memoryview(body)
-                    stored = self._store_in_engine(*multipart.encode([
-                        whole[a:b] if preamble else as_part10(whole[a:b], uids_of(instance, sop_class))
-                        for (a, b, preamble), instance, sop_class in accepted]))
+                whole_body = boundary is not None and len(accepted) == len(spans)
+                stored = self._store_accepted(body, boundary if whole_body else None, accepted)
                 for _, instance, sop_class in accepted:
                     sop = instance.sop_uid
                     if sop not in stored:
@@ -161,15 +127,48 @@ class DicomWebFront:
             self._announce(CREATED, changes)
             with self._lock:
                 self._in_flight -= {instance.sop_uid for _, instance, _ in accepted}
-        answer: dict = {}
-        if study_in_path and referenced:
-            answer[keys.RETRIEVE_URL] = {"vr": "UR", "Value": [f"{base}/studies/{study_in_path}"]}
-        if referenced:
-            answer[keys.REFERENCED_SOP_SEQUENCE] = {"vr": "SQ", "Value": referenced}
-        if failed:
-            answer[keys.FAILED_SOP_SEQUENCE] = {"vr": "SQ", "Value": failed}
-        status = 409 if not referenced else 202 if failed else 200
-        return status, {"Content-Type": "application/dicom+json"}, json.dumps(answer).encode()
+        return _stow_answer(base, study_in_path, referenced, failed)
+
+    def _accept(self, method: str, study_in_path: str | None, body: bytes, spans: list[tuple[int, int]]):
+        """Each part checked as the service checks it: (span, instance, SOP class) of those to
+        store, and the failure items of the others."""
+        accepted, failed = [], []
+        for start, end in spans:
+            try:
+                header = read_header(body, start, end)
+            except NotPart10 as err:
+                failed.append(_failed("", "", VALIDATION_FAILED, f"not a DICOM Part 10 file: {err}"))
+                continue
+            dataset = header.dataset
+            uids = {name: str(getattr(dataset, name, "") or "") for name in
+                    ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")}
+            sop, sop_class = uids["SOPInstanceUID"], uids["SOPClassUID"]
+            syntax = str(getattr(dataset.file_meta, "TransferSyntaxUID", "") or "")
+            if not all(uids.values()) or syntax == ImplicitVRLittleEndian:
+                failed.append(_failed(sop_class, sop, VALIDATION_FAILED))
+            elif study_in_path and uids["StudyInstanceUID"] != study_in_path:
+                failed.append(_failed(sop_class, sop, STUDY_MISMATCH))
+            elif method == "POST" and self.store.holds(sop):
+                failed.append(_failed(sop_class, sop, ALREADY_STORED))
+            elif not self._claim(sop):
+                failed.append(_failed(sop_class, sop, BEING_CREATED))
+            else:
+                instance = Instance(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop,
+                                    header=body[start:start + header.length])
+                accepted.append(((start, end, header.preamble), instance, sop_class))
+        return accepted, failed
+
+    def _store_accepted(self, body: bytes, boundary: str | None, accepted: list) -> set[str]:
+        """One STOW to the engine: the body as it came when every part is accepted and has its
+        preamble (no copy), else a body of the accepted parts, each stored as Part 10."""
+        if boundary and all(preamble for (_, _, preamble), _, _ in accepted):
+            as_it_came = f'multipart/related; type="application/dicom"; boundary={boundary}'
+            return self._store_in_engine(body, as_it_came)
+        whole = memoryview(body)
+        return self._store_in_engine(*multipart.encode([
+            whole[a:b] if preamble else as_part10(whole[a:b], {"MediaStorageSOPClassUID": sop_class,
+                                                               "MediaStorageSOPInstanceUID": instance.sop_uid})
+            for (a, b, preamble), instance, sop_class in accepted]))
 
     def _claim(self, sop: str) -> bool:
         with self._lock:
@@ -342,81 +341,16 @@ class DicomWebFront:
         return status, kept, payload
 
 
-class _Window(io.RawIOBase):
-    """One part of a body, read in place: a reader stops at the part's end (a part without
-    pixel data, such as an SR, would otherwise be read into the next one)."""
-
-    def __init__(self, body: bytes, start: int, end: int):
-        super().__init__()
-        self._view, self._start, self._end, self._at = memoryview(body), start, end, start
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = max(0, min(len(buffer), self._end - self._at))
-        buffer[:count] = self._view[self._at:self._at + count]
-        self._at += count
-        return count
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: self._start, io.SEEK_CUR: self._at, io.SEEK_END: self._end}[whence]
-        self._at = min(max(self._start, base + offset), self._end)
-        return self._at - self._start
-
-    def tell(self) -> int:
-        return self._at - self._start
-
-
-def _cut_short(dataset, stopped_at: int, size: int) -> bool:
-    """The last element read does not end where reading stopped (a part cut inside an element's
-    header or value; pydicom stops quietly at a short read)."""
-    raw = [element for element in dataset._dict.values() if getattr(element, "value_tell", None) is not None]
-    if not raw:
-        return False
-    last = max(raw, key=lambda element: element.value_tell)
-    if last.length == 0xFFFFFFFF:
-        return False  # a sequence of undefined length: its items were read whole or not at all
-    return last.value_tell + last.length != stopped_at or stopped_at > size
-
-
-def _has_preamble(body: bytes, start: int, end: int) -> bool:
-    return end - start >= 132 and body[start + 128:start + 132] == b"DICM"
-
-
-def _meta_first(body: bytes, start: int, end: int) -> bool:
-    """The File Meta group first, without preamble and DICM: fo-dicom, the service's parser,
-    reads such parts too."""
-    head = body[start:min(end, start + 8)]
-    return len(head) == 8 and head[:2] == b"\x02\x00" and head[4:6].isalpha() and head[4:6].isupper()
-
-
-def uids_of(instance: Instance, sop_class: str) -> dict[str, str]:
-    return {"MediaStorageSOPClassUID": sop_class, "MediaStorageSOPInstanceUID": instance.sop_uid}
-
-
-def as_part10(part, media_storage: dict[str, str]) -> bytes:
-    """A part that starts with its File Meta group, as the service stores it: a null preamble,
-    DICM, and the File Meta group with its group length (as fo-dicom writes a file), then the
-    dataset's bytes unchanged. Missing Media Storage UIDs are taken from the dataset."""
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.filereader import read_dataset
-    from pydicom.filewriter import write_file_meta_info
-
-    source = io.BytesIO(part)
-    meta = FileMetaDataset(read_dataset(source, is_implicit_VR=False, is_little_endian=True,
-                                        stop_when=lambda tag, vr, length: tag >> 16 != 2))
-    for name, value in media_storage.items():
-        if name not in meta:
-            setattr(meta, name, value)
-    out = io.BytesIO()
-    out.write(bytes(128) + b"DICM")
-    write_file_meta_info(out, meta, enforce_standard=True)
-    out.write(part[source.tell():])
-    return out.getvalue()
+def _stow_answer(base: str, study_in_path: str | None, referenced: list, failed: list):
+    answer: dict = {}
+    if study_in_path and referenced:
+        answer[keys.RETRIEVE_URL] = {"vr": "UR", "Value": [f"{base}/studies/{study_in_path}"]}
+    if referenced:
+        answer[keys.REFERENCED_SOP_SEQUENCE] = {"vr": "SQ", "Value": referenced}
+    if failed:
+        answer[keys.FAILED_SOP_SEQUENCE] = {"vr": "SQ", "Value": failed}
+    status = 409 if not referenced else 202 if failed else 200
+    return status, {"Content-Type": "application/dicom+json"}, json.dumps(answer).encode()
 
 
 def _instant(text: str | None) -> datetime.datetime | None:
@@ -426,61 +360,8 @@ def _instant(text: str | None) -> datetime.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
-WADO_TAILS = {"metadata", "rendered", "thumbnail", "frames", "bulkdata"}
-
-
-def _dicomweb_route(rest: list[str]) -> bool:
-    """studies[/UID[/series[/UID[/instances[/UID]]]]][/metadata|rendered|frames/N,...[/rendered]],
-    the top-level series and instances searches, and the change feed: UIDs are digits and dots."""
-    if rest[:1] == ["changefeed"]:
-        return rest in (["changefeed"], ["changefeed", "latest"])
-    if rest in (["series"], ["instances"]):
-        return True
-    labels = ("studies", "series", "instances")
-    index = 0
-    while index < len(rest) and index // 2 < len(labels) and rest[index] == labels[index // 2]:
-        if index + 1 < len(rest) and not _is_uid(rest[index + 1]):
-            return rest[index + 1] in {"series", "instances"} and index + 2 == len(rest)
-        index += 2
-    tail = rest[index:]
-    if not tail:
-        return bool(rest)
-    if tail in (["series"], ["instances"]):
-        return index >= 2  # a search inside a study or series
-    if tail[0] == "frames":
-        frames_ok = len(tail) >= 2 and all(f.isdigit() for f in tail[1].split(","))
-        return frames_ok and tail[2:] in ([], ["rendered"])
-    return len(tail) == 1 and tail[0] in WADO_TAILS
-
-
-def _is_uid(text: str) -> bool:
-    return 0 < len(text) <= 64 and all(part.isdigit() for part in text.split("."))
-
-
-def _is_qido(rest: list[str]) -> bool:
-    return (rest in (["studies"], ["series"], ["instances"])
-            or (len(rest) == 3 and rest[0] == "studies" and rest[2] in {"series", "instances"})
-            or (len(rest) == 5 and rest[0] == "studies" and rest[2] == "series" and rest[4] == "instances"))
-
-
 def _at(rest: list[str], index: int) -> str | None:
     return rest[index] if len(rest) > index else None
-
-
-def _parts(content_type: str, body: bytes) -> tuple[str | None, list[tuple[int, int]]]:
-    """The boundary of a STOW body and where each instance lies in it (multipart/related, or
-    one application/dicom file: no boundary, one span)."""
-    kind = multipart.media_type(content_type)
-    if kind == "application/dicom":
-        return None, [(0, len(body))]
-    if kind != "multipart/related":
-        raise ApiError(415, f"The content type '{content_type}' is not supported; use multipart/related; "
-                            "type=\"application/dicom\".")
-    try:
-        spans = [(start, end) for _, start, end in multipart.spans(content_type, body)]
-    except multipart.MultipartError as err:
-        raise ApiError(400, f"The multipart body cannot be read: {err}.") from None
-    return multipart.parameter(content_type, "boundary"), spans
 
 
 def _expiry(headers) -> int | None:

@@ -1,9 +1,11 @@
-"""Query rules the local service shares between its tag API and its DICOMweb front: paging,
-the one data partition, and QIDO filters checked as the Azure service checks them."""
+"""Request rules of the local service: which DICOMweb routes it serves, paging, the one data
+partition, and QIDO filters checked as the Azure service checks them (shared by the tag API and
+the DICOMweb front)."""
 
 from __future__ import annotations
 
 from hdsctl import naming
+from hdsctl.dicom.web import is_uid
 from hdsctl.dicomtags import DEFAULT_SEARCHABLE, TagRuleError, resolve_path
 from hdsctl.emulator.store import ApiError, Store
 
@@ -57,3 +59,36 @@ def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
                 raise ApiError(400, f"The query parameter '{key}' is not supported.")
             filters.append((key, path, value))
     return filters, headers
+
+
+WADO_TAILS = {"metadata", "rendered", "thumbnail", "frames", "bulkdata"}
+
+
+def dicomweb_route(rest: list[str]) -> bool:
+    """studies[/UID[/series[/UID[/instances[/UID]]]]][/metadata|rendered|frames/N,...[/rendered]],
+    the top-level series and instances searches, and the change feed: UIDs are digits and dots."""
+    if rest[:1] == ["changefeed"]:
+        return rest in (["changefeed"], ["changefeed", "latest"])
+    if rest in (["series"], ["instances"]):
+        return True
+    labels = ("studies", "series", "instances")
+    index = 0
+    while index < len(rest) and index // 2 < len(labels) and rest[index] == labels[index // 2]:
+        if index + 1 < len(rest) and not is_uid(rest[index + 1]):
+            return rest[index + 1] in {"series", "instances"} and index + 2 == len(rest)
+        index += 2
+    tail = rest[index:]
+    if not tail:
+        return bool(rest)
+    if tail in (["series"], ["instances"]):
+        return index >= 2  # a search inside a study or series
+    if tail[0] == "frames":
+        frames_ok = len(tail) >= 2 and all(f.isdigit() for f in tail[1].split(","))
+        return frames_ok and tail[2:] in ([], ["rendered"])
+    return len(tail) == 1 and tail[0] in WADO_TAILS
+
+
+def is_qido(rest: list[str]) -> bool:
+    return (rest in (["studies"], ["series"], ["instances"])
+            or (len(rest) == 3 and rest[0] == "studies" and rest[2] in {"series", "instances"})
+            or (len(rest) == 5 and rest[0] == "studies" and rest[2] == "series" and rest[4] == "instances"))
