@@ -86,24 +86,29 @@ def link_from_queue(linker, queue, poison, *, serves: Callable[[str | None], boo
                 _poison(queue, poison, message, f"failed {message.dequeue_count - 1} times", run, emit)
             else:
                 by_study.setdefault(study, []).append(message)
-        for study in list(by_study):
-            messages = by_study.pop(study)
-            try:
-                result = (_link_waiting(linker, study, queue, messages, by_study, emit, stop, retry_after)
-                          if follow else linker.link(study))
-            except (FhirError, FhirUnreachable, DicomApiError, ServiceUnreachable) as err:
-                run.failures.append(f"{study}: {err}")
-                emit(f"failed   {study}: {str(err).splitlines()[0]} "
-                     f"(its {len(messages)} message(s) stay queued)")
-                for message in messages:
-                    queue.update_message(message, visibility_timeout=retry_after if follow else 0)
-                continue
-            run.results.append(result)
-            emit(line_of(result))
-            for message in messages:  # FHIR holds the study's state: now the events may go
-                queue.delete_message(message)
-                run.messages_done += 1
+        _link_batch(linker, queue, by_study, run, emit, stop, follow, retry_after)
     return run
+
+
+def _link_batch(linker, queue, by_study: dict[str, list], run: QueueRun, emit, stop: threading.Event,
+                follow: bool, retry_after: int) -> None:
+    """Each study once; its messages are deleted once FHIR holds its state, left queued if not."""
+    for study in list(by_study):
+        messages = by_study.pop(study)
+        try:
+            result = (_link_waiting(linker, study, queue, messages, by_study, emit, stop, retry_after)
+                      if follow else linker.link(study))
+        except (FhirError, FhirUnreachable, DicomApiError, ServiceUnreachable) as err:
+            run.failures.append(f"{study}: {err}")
+            emit(f"failed   {study}: {str(err).splitlines()[0]} (its {len(messages)} message(s) stay queued)")
+            for message in messages:
+                queue.update_message(message, visibility_timeout=retry_after if follow else 0)
+            continue
+        run.results.append(result)
+        emit(line_of(result))
+        for message in messages:  # FHIR holds the study's state: now the events may go
+            queue.delete_message(message)
+            run.messages_done += 1
 
 
 def _busy(err: Exception) -> bool:
