@@ -12,15 +12,12 @@ import pytest
 import yaml
 from conftest import REPO, STACKS
 
-from hdsctl.environment.model import (
-    DicomService,
-    EnvironmentSpec,
-    Events,
-    EventSubscription,
-    FhirService,
-    Workspace,
-    promotion_class,
-)
+from hdsctl.environment.dicom import DicomService
+from hdsctl.environment.events import Events, EventSubscription
+from hdsctl.environment.fhir import FhirService
+from hdsctl.environment.fields import promotion_class
+from hdsctl.environment.model import EnvironmentSpec
+from hdsctl.environment.workspace import Workspace
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
 SECURE_LINE = "  azure-native:clientSecret:\n    secure: AAABAKSECRETCIPHERTEXTxx==\n"

@@ -15,7 +15,7 @@ from hdsctl.components.shared import (
     identity_args,
     with_user_identity,
 )
-from hdsctl.environment.model import DicomService
+from hdsctl.environment.dicom import DicomService
 
 healthcareapis = package("healthcareapis", "dicom_service")
 

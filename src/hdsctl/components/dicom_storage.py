@@ -14,8 +14,9 @@ from hdsctl.components.azure import package
 from hdsctl.components.private_link import private_dns_zones, private_endpoint
 from hdsctl.components.shared import Placement, grant, storage_account_security
 from hdsctl.environment.access import STORAGE_WRITER_ROLE
-from hdsctl.environment.model import DicomStorage, PrivateNetworking
 from hdsctl.environment.private_dns import STORAGE_ZONES
+from hdsctl.environment.storage import DicomStorage
+from hdsctl.environment.workspace import PrivateNetworking
 
 managedidentity = package("managedidentity", "user_assigned_identity")
 storage = package("storage", "storage_account", "blob_container", "blob_service_properties",

@@ -14,8 +14,8 @@ import pulumi
 from hdsctl import naming, roles
 from hdsctl.components.azure import package
 from hdsctl.components.shared import Placement, grant, storage_account_security
+from hdsctl.environment.events import EventDestination, EventSubscription
 from hdsctl.environment.load import Environment
-from hdsctl.environment.model import EventDestination, EventSubscription
 from hdsctl.environment.references import event_kinds
 
 eventgrid = package("eventgrid", "system_topic", "system_topic_event_subscription")

@@ -15,7 +15,7 @@ from hdsctl.components.shared import (
     encryption_args,
     identity_args,
 )
-from hdsctl.environment.model import FhirService
+from hdsctl.environment.fhir import FhirService
 
 healthcareapis = package("healthcareapis", "fhir_service")
 

@@ -9,8 +9,8 @@ import pulumi
 
 from hdsctl import naming
 from hdsctl.components.azure import package
-from hdsctl.environment.model import PrivateNetworking
 from hdsctl.environment.private_dns import PRIVATE_ENDPOINT_GROUP_ID, expected_zone_names
+from hdsctl.environment.workspace import PrivateNetworking
 
 network = package("network", "private_endpoint", "private_dns_zone_group")
 privatedns = package("privatedns", "private_zone", "virtual_network_link")

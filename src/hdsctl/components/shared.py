@@ -12,7 +12,8 @@ import pulumi
 from hdsctl import naming, roles
 from hdsctl.components.azure import package
 from hdsctl.environment.access import Binding
-from hdsctl.environment.model import Cors, CustomerManagedKey, Diagnostics, Identity
+from hdsctl.environment.services import Cors, CustomerManagedKey, Identity
+from hdsctl.environment.workspace import Diagnostics
 
 authorization = package("authorization", "role_assignment", "management_lock_by_scope", "get_client_config")
 monitor = package("monitor", "diagnostic_setting")

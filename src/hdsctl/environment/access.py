@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hdsctl import naming, roles
-from hdsctl.environment.model import Principal
+from hdsctl.environment.principals import Principal
 from hdsctl.environment.references import WORKSPACE_SCOPE, scope_kinds
 
 # The alias of the identity that runs `pulumi up` (and with it the tag sync): its grants keep

@@ -8,15 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hdsctl.environment.model import (
-    KEY,
-    PROMOTED,
-    DicomService,
-    EnvironmentSpec,
-    FhirService,
-    Workspace,
-    promotion_class,
-)
+from hdsctl.environment.dicom import DicomService
+from hdsctl.environment.fhir import FhirService
+from hdsctl.environment.fields import KEY, PROMOTED, promotion_class
+from hdsctl.environment.model import EnvironmentSpec
+from hdsctl.environment.workspace import Workspace
 
 TAGS_FIELD = "extended_query_tags"
 

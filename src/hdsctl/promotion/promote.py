@@ -14,14 +14,15 @@ target has and the source lacks (--prune), or remove the deployer's own grant.
 
 from __future__ import annotations
 
-import copy
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdsctl.environment.access import DEPLOYER_ALIAS
+from hdsctl.environment.dicom import DicomService
+from hdsctl.environment.fhir import FhirService
+from hdsctl.environment.fields import is_creation_time
 from hdsctl.environment.load import (
     NAMESPACE,
     Environment,
@@ -29,10 +30,10 @@ from hdsctl.environment.load import (
     environment_from_stack_file,
     read_stack_file,
 )
-from hdsctl.environment.model import DicomService, EnvironmentSpec, FhirService, is_creation_time
+from hdsctl.environment.model import EnvironmentSpec
 from hdsctl.errors import SpecError
 from hdsctl.promotion.diff import Change, alias, key_field, promotable_settings, semantic_diff
-from hdsctl.promotion.text import StackText
+from hdsctl.promotion.text import StackText, flow_items, plain, set_key, yaml_node
 
 AREAS = ("services", "tags", "roles", "events")
 TAGS_KEY = "extendedQueryTags"
@@ -124,7 +125,7 @@ def _promote_services(promotion: Promotion, options: Options, config, label: str
                                        "services first; its tags were not carried")
                 continue
             if nodes is None:
-                nodes = config[full_key] = _node([], flow=False)
+                nodes = config[full_key] = yaml_node([], flow=False)
             nodes.append(_new_service(promotion, model, name_key, wanted, raw_by_name[name], options))
             promotion.notes.append(f"new {where}: give it {promotion.target.name}'s own environment-specific "
                                    "settings (keys, identity, CORS, network access) before deploying")
@@ -152,13 +153,13 @@ def _new_service(promotion: Promotion, model, name_key: str, wanted, raw: dict, 
         values[alias(model, "public_network_access")] = "Disabled"
     if "tags" in options.areas and model is DicomService and raw.get(TAGS_KEY):
         values[TAGS_KEY] = raw[TAGS_KEY]
-    return _node(values, flow=False)
+    return yaml_node(values, flow=False)
 
 
 def _promote_settings(promotion: Promotion, options: Options, where: str, model, wanted, current,
                       raw: dict, node) -> None:
     for name in promotable_settings(model):
-        before, after = _plain(getattr(current, name)), _plain(getattr(wanted, name))
+        before, after = plain(getattr(current, name)), plain(getattr(wanted, name))
         if before == after:
             continue
         label = alias(model, name)
@@ -179,7 +180,7 @@ def _promote_settings(promotion: Promotion, options: Options, where: str, model,
                                       "--prune removes it)")
             continue
         raw_value = _raw(raw, model, name)
-        _set(node, _existing_key(node, model, name), after if raw_value is None else _plain(raw_value))
+        set_key(node, _existing_key(node, model, name), after if raw_value is None else plain(raw_value))
 
 
 def _promote_tags(promotion: Promotion, options: Options, where: str, wanted, current, raw: dict,
@@ -218,7 +219,7 @@ def _promote_subscriptions(promotion: Promotion, options: Options, config, sourc
         return
     container = config.get(EVENTS_KEY)
     if container is None:
-        container = config[EVENTS_KEY] = _node({}, flow=False)
+        container = config[EVENTS_KEY] = yaml_node({}, flow=False)
     _merge_list(promotion, options, "events", container, SUBSCRIPTIONS_KEY, current, wanted,
                 source_raw.get(SUBSCRIPTIONS_KEY) or [])
 
@@ -239,25 +240,25 @@ def _merge_list(promotion: Promotion, options: Options, where: str, container, l
     comments), changed ones take the source's spelling, new ones are appended in its order,
     and the target's own are kept unless --prune."""
     existing = container.get(list_key)
-    flow = _flow_items(existing)
+    flow = flow_items(existing)
     by_key = {item.key: (item, raw) for item, raw in zip(wanted, wanted_raw, strict=True)}
     items = []
     for node, item in zip(existing or [], current, strict=True):
         if item.key in by_key:
             source_item, raw = by_key[item.key]
-            items.append(node if source_item.value == item.value else _node(raw, flow=flow))
+            items.append(node if source_item.value == item.value else yaml_node(raw, flow=flow))
         elif item.never_pruned or not options.prune:
             why = "the deployer's own grant is never pruned" if item.never_pruned else "--prune removes it"
             promotion.kept.append(f"{where}: {item.label} (not declared in {promotion.source.name}; {why})")
             items.append(node)
     present = {item.key for item in current}
-    items += [_node(raw, flow=flow) for key, (_, raw) in by_key.items() if key not in present]
+    items += [yaml_node(raw, flow=flow) for key, (_, raw) in by_key.items() if key not in present]
     if _same_nodes(items, existing):
         return
     if not items:
         container.pop(list_key, None)
     elif existing is None:
-        container[list_key] = _node(items, flow=False)
+        container[list_key] = yaml_node(items, flow=False)
     else:
         existing[:] = items
 
@@ -286,58 +287,6 @@ def _delete(node, model, name: str) -> None:
     key = _spelled(node, model, name)
     if key is not None:
         del node[key]
-
-
-def _set(mapping, key: str, value) -> None:
-    """Change one key only where its value differs, reusing the original nodes (and with them
-    their flow or block style and comments) for every part that stays the same."""
-    current = mapping.get(key)
-    if _plain(current) == value:
-        return
-    if isinstance(current, dict) and isinstance(value, dict):
-        for name in [name for name in current if name not in value]:
-            del current[name]
-        for name, inner in value.items():
-            _set(current, name, inner)
-    elif isinstance(current, list) and isinstance(value, list):
-        unused, flow, items = list(current), _flow_items(current), []
-        for wanted in value:
-            match = next((item for item in unused if _plain(item) == wanted), None)
-            if match is not None:
-                unused.remove(match)
-            items.append(match if match is not None else _node(wanted, flow=flow))
-        current[:] = items
-    else:
-        mapping[key] = _node(value, flow=False)
-
-
-def _flow_items(items) -> bool:
-    """Whether the items of a list are written in flow style ({a: 1}), so new ones match."""
-    return any(getattr(item, "fa", None) is not None and item.fa.flow_style() for item in items or [])
-
-
-def _node(value, *, flow: bool):
-    """A new YAML node for a plain value, in flow style when its siblings use it."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if isinstance(value, dict):
-        node = CommentedMap((k, _node(v, flow=False)) for k, v in value.items())
-    elif isinstance(value, list):
-        node = CommentedSeq(_node(v, flow=False) for v in value)
-    else:
-        return copy.deepcopy(value)
-    if flow:
-        node.fa.set_flow_style()
-    return node
-
-
-def _plain(value):
-    """Plain JSON-like data of a model value or a YAML node, for comparison."""
-    from pydantic import BaseModel
-
-    if isinstance(value, BaseModel):
-        value = value.model_dump(by_alias=True, exclude_none=True)
-    return None if value is None else json.loads(json.dumps(value))
 
 
 def _check(promotion: Promotion, target_path: Path, target_config: dict, target_text: str,

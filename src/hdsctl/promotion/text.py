@@ -8,7 +8,9 @@ not show.
 
 from __future__ import annotations
 
+import copy
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,55 @@ def _yaml():
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
+
+
+def set_key(mapping, key: str, value) -> None:
+    """Change one key only where its value differs, reusing the original nodes (and with them
+    their flow or block style and comments) for every part that stays the same."""
+    current = mapping.get(key)
+    if plain(current) == value:
+        return
+    if isinstance(current, dict) and isinstance(value, dict):
+        for name in [name for name in current if name not in value]:
+            del current[name]
+        for name, inner in value.items():
+            set_key(current, name, inner)
+    elif isinstance(current, list) and isinstance(value, list):
+        unused, flow, items = list(current), flow_items(current), []
+        for wanted in value:
+            match = next((item for item in unused if plain(item) == wanted), None)
+            if match is not None:
+                unused.remove(match)
+            items.append(match if match is not None else yaml_node(wanted, flow=flow))
+        current[:] = items
+    else:
+        mapping[key] = yaml_node(value, flow=False)
+
+
+def flow_items(items) -> bool:
+    """Whether the items of a list are written in flow style ({a: 1}), so new ones match."""
+    return any(getattr(item, "fa", None) is not None and item.fa.flow_style() for item in items or [])
+
+
+def yaml_node(value, *, flow: bool):
+    """A new YAML node for a plain value, in flow style when its siblings use it."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(value, dict):
+        node = CommentedMap((k, yaml_node(v, flow=False)) for k, v in value.items())
+    elif isinstance(value, list):
+        node = CommentedSeq(yaml_node(v, flow=False) for v in value)
+    else:
+        return copy.deepcopy(value)
+    if flow:
+        node.fa.set_flow_style()
+    return node
+
+
+def plain(value):
+    """Plain JSON-like data of a model value or a YAML node, for comparison."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        value = value.model_dump(by_alias=True, exclude_none=True)
+    return None if value is None else json.loads(json.dumps(value))

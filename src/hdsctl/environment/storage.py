@@ -1,0 +1,64 @@
+"""A DICOM service's own Data Lake and its online tiering."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+
+from hdsctl.environment.fields import Model, StorageAccountId, StorageAccountName
+
+
+class StorageTiering(Model):
+    """Lifecycle rules on the service's own folder: online tiers only, by last access."""
+
+    cool_after_days: int | None = Field(default=None, ge=1)
+    cold_after_days: int | None = Field(default=None, ge=1)
+    # Accepted as keys only to refuse them with the reason: the service cannot read archived
+    # blobs, and deleting its files breaks its index (retention goes through DELETE: dicom expire).
+    archive_after_days: int | None = None
+    delete_after_days: int | None = None
+
+    @model_validator(mode="after")
+    def _online_tiers_only(self):
+        if self.archive_after_days is not None:
+            raise ValueError("archiveAfterDays is refused: the DICOM service cannot read archived blobs, so an "
+                             "archived file breaks retrieval of its study; use coolAfterDays and coldAfterDays")
+        if self.delete_after_days is not None:
+            raise ValueError("deleteAfterDays is refused: deleting the service's files behind its back leaves "
+                             "its index pointing at nothing; retention is done through the DELETE API "
+                             "(hdsctl dicom expire, bounded by retention.minimumYears)")
+        if self.cool_after_days is None and self.cold_after_days is None:
+            raise ValueError("tiering needs coolAfterDays and/or coldAfterDays")
+        if self.cool_after_days and self.cold_after_days and self.cold_after_days <= self.cool_after_days:
+            raise ValueError("coldAfterDays must be later than coolAfterDays")
+        return self
+
+
+class DicomStorage(Model):
+    """The service's files in the hospital's own Data Lake (ADLS Gen2): an existing account by
+    id, or one hdsctl creates with the service (`create: true`)."""
+
+    create: bool = False
+    # With create: the new account's name (default: st<prefix><env>dcm, cut to 24 characters).
+    account_name: StorageAccountName | None = None
+    storage_account_id: StorageAccountId | None = None
+    file_system_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")] = "dicom"
+    tiering: StorageTiering | None = None
+
+    @model_validator(mode="after")
+    def _new_or_existing(self):
+        if self.create and self.storage_account_id:
+            raise ValueError("create: true makes a new account; storageAccountId names an existing one: "
+                             "give one")
+        if not self.create and not self.storage_account_id:
+            raise ValueError("give storageAccountId (an existing ADLS Gen2 account) or create: true")
+        if not self.create and self.account_name:
+            raise ValueError("accountName names the account hdsctl creates (create: true)")
+        if self.tiering and not self.create:
+            raise ValueError("tiering is applied to an account hdsctl creates (create: true); an existing "
+                             "account's lifecycle rules stay with its owners")
+        return self
