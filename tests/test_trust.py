@@ -58,6 +58,40 @@ def test_a_paging_link_to_another_host_is_not_followed():
     assert len(_Paging.seen) == 1
 
 
+class _Redirecting(BaseHTTPRequestHandler):
+    """A Storage endpoint that redirects every request to another host."""
+
+    seen: typing.ClassVar[list[str]] = []
+
+    def do_GET(self):
+        _Redirecting.seen.append(self.path)
+        self.send_response(307)
+        self.send_header("Location", f"http://127.0.0.2:9{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_storage_redirect_to_another_host_is_not_followed():
+    """Storage clients have the same host rule as DICOM and FHIR ones: a redirect elsewhere is refused."""
+    from azure.storage.queue import QueueClient
+
+    from hdsctl.dataplane import storage_client
+    from hdsctl.endpoints import EndpointRefused
+    from hdsctl.retry import Budget
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/devstoreaccount1"
+        with storage_client(QueueClient, url, "dicom-events", budget=Budget(2)) as queue, \
+                pytest.raises(EndpointRefused, match=r"127\.0\.0\.2"):
+            queue.peek_messages()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(_Redirecting.seen) == 1
+
+
 @pytest.mark.parametrize("uid", ["1.2/series/3.4", "1.2?x=1", "../../x", "", "1." * 40, "1.2 3"])
 def test_a_uid_that_is_not_one_never_reaches_a_url(uid, local_dicom):
     """Finding 8: UIDs from events and the service went into URLs unescaped."""

@@ -13,17 +13,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from azure.core import PipelineClient
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-from azure.core.pipeline.policies import (
-    BearerTokenCredentialPolicy,
-    HttpLoggingPolicy,
-    UserAgentPolicy,
-)
 from azure.core.rest import HttpRequest, HttpResponse
 
-from hdsctl import __version__
+from hdsctl.dataplane import DataPlaneClient
 from hdsctl.dicom import errors, multipart
 from hdsctl.dicom.models import (
     ObservedTag,
@@ -35,7 +28,7 @@ from hdsctl.dicom.models import (
 from hdsctl.dicom.web import StowResult, check_uid, parse_stow_answer, utc_text
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
-from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
+from hdsctl.retry import Budget
 from hdsctl.transport import bulk_transport
 
 API_VERSIONS = ("v1", "v2")
@@ -52,7 +45,12 @@ def split_service_url(url: str) -> tuple[str, str]:
     return base, "v2"
 
 
-class DicomClient:
+class DicomClient(DataPlaneClient):
+    refused = errors.InsecureUrl
+    unreachable = errors.ServiceUnreachable
+    unreachable_hint = ("check the URL, and that this network reaches the service (a private endpoint answers "
+                        "only inside its network)")
+
     def __init__(
         self,
         service_url: str,
@@ -65,6 +63,9 @@ class DicomClient:
         retry_backoff_max: float = 30.0,
         partition: str | None = None,
     ):
+        from hdsctl.credentials import DICOM
+
+        self.audience = DICOM
         base, version = split_service_url(service_url)
         self.api_version = (api_version or version).lower()
         if self.api_version not in API_VERSIONS:
@@ -73,35 +74,10 @@ class DicomClient:
             _, resource = check_dicom_url(base, trusted_hosts)
         except EndpointRefused as err:
             raise errors.InsecureUrl(str(err)) from None
-        self.base_url = base
         self.partition = partition
-        self.counter = RequestCounter()
-        self.retry = BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor,
-                                       backoff_max=retry_backoff_max)
-        policies: list[Any] = [
-            UserAgentPolicy(f"hdsctl/{__version__}"),
-            self.retry,
-            self.counter,
-            OriginGuard(base, errors.InsecureUrl),
-        ]
-        if resource is not None:
-            scope = f"{resource}/.default"
-            if credential is None:
-                from hdsctl.credentials import DICOM, credential_for
-
-                credential = credential_for(DICOM, scope)
-            policies.append(BearerTokenCredentialPolicy(credential, scope))
-        policies.append(HttpLoggingPolicy())
-        self._client = PipelineClient(base_url=base, policies=policies, transport=bulk_transport())
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> DicomClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(base, f"{resource}/.default" if resource is not None else None, credential=credential,
+                         budget=budget, retry_backoff_factor=retry_backoff_factor,
+                         retry_backoff_max=retry_backoff_max, transport=bulk_transport())
 
     # -- extended query tags -------------------------------------------------------------
 
@@ -283,19 +259,12 @@ class DicomClient:
 
     def _send(self, method: str, path: str, *, params=None, json_body=None, content=None, headers=None,
               accept: str = "application/json", ok=(200,)) -> HttpResponse:
-        url = self._url(path)
-        request = HttpRequest(method, url, params=params, json=json_body, content=content,
+        request = HttpRequest(method, self._url(path), params=params, json=json_body, content=content,
                               headers={"Accept": accept, **(headers or {})})
-        try:
-            response = self._client.send_request(request)
-        except (ServiceRequestError, ServiceResponseError) as err:
-            raise errors.ServiceUnreachable(
-                f"{method} {url} got no answer ({str(err).splitlines()[0][:200]}); check the URL, and that "
-                "this network reaches the service (a private endpoint answers only inside its network)"
-            ) from None
-        if response.status_code in ok:
-            return response
-        raise _error_for(response, method, url)
+        return self._exchange(request, ok)
+
+    def _error_for(self, response: HttpResponse, method: str, url: str) -> errors.DicomApiError:
+        return _error_for(response, method, url)
 
 
 def _json_or_none(response: HttpResponse) -> Any:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+from hdsctl.dataplane import ServiceError
 from hdsctl.errors import EXIT_BAD_INPUT, BadInput, HdsctlError
 
 
-class DicomApiError(HdsctlError):
-    def __init__(self, status: int, message: str, *, method: str, url: str, hint: str = ""):
-        self.status = status
-        self.server_message = message
-        self.method = method
-        self.url = url
-        self.hint = hint
-        text = f"{method} {url} answered {status}: {message or '(no message)'}"
-        super().__init__(f"{text}\n  {hint}" if hint else text)
+class DicomApiError(ServiceError):
+    pass
 
 
 class BadRequest(DicomApiError):

@@ -123,11 +123,11 @@ class StorageTarget:
     account_url: str
     name: str  # queue or container
 
-    def credential(self):
-        """Azurite's published key on loopback; an Entra token (Storage audience) elsewhere."""
-        from hdsctl.credentials import storage_credential
+    def client(self, kind: type, budget=None):
+        """A QueueClient or ContainerClient for it, on the one data-plane client shape."""
+        from hdsctl.dataplane import storage_client
 
-        return storage_credential(self.account_url)
+        return storage_client(kind, self.account_url, self.name, budget=budget)
 
 
 def account_url(account_name: str, service: str, override: str | None,
@@ -148,8 +148,7 @@ def read_queue(target: StorageTarget, *, consume: bool, limit: int, emit) -> int
     """Emit each event (peeked, or received and then deleted); how many were read."""
     from azure.storage.queue import QueueClient
 
-    client = QueueClient(target.account_url, target.name, credential=target.credential(),
-                         connection_timeout=10, retry_total=3)
+    client = target.client(QueueClient)
     read = 0
     with client:
         if not consume:
@@ -178,8 +177,7 @@ def read_dead_letters(target: StorageTarget, subscription: str, *, limit: int, e
     blob a JSON array of events with the reason they were dead-lettered."""
     from azure.storage.blob import ContainerClient
 
-    client = ContainerClient(target.account_url, target.name, credential=target.credential(),
-                             connection_timeout=10, retry_total=3)
+    client = target.client(ContainerClient)
     read = 0
     with client:
         for blob in client.list_blobs(name_starts_with=f"{subscription.upper()}/"):

@@ -3,26 +3,18 @@ policy, and typed errors that say what to do."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from azure.core import PipelineClient
-from azure.core.exceptions import ServiceRequestError, ServiceResponseError
-from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HttpLoggingPolicy, UserAgentPolicy
 from azure.core.rest import HttpRequest, HttpResponse
 
-from hdsctl import __version__
+from hdsctl.dataplane import DataPlaneClient, ServiceError
 from hdsctl.endpoints import EndpointRefused, check_fhir_url
 from hdsctl.errors import EXIT_BAD_INPUT, BadInput, HdsctlError
-from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
+from hdsctl.retry import Budget
 
 FHIR_JSON = "application/fhir+json"
 
 
-class FhirError(HdsctlError):
-    def __init__(self, status: int, message: str, *, method: str, url: str, hint: str = ""):
-        self.status, self.method, self.url = status, method, url
-        text = f"FHIR {method} {url} answered {status}: {message or '(no message)'}"
-        super().__init__(f"{text}\n  {hint}" if hint else text)
+class FhirError(ServiceError):
+    label = "FHIR"
 
 
 class FhirAccessDenied(FhirError):
@@ -41,40 +33,22 @@ class FhirUrlRefused(BadInput):
     pass
 
 
-class FhirClient:
+class FhirClient(DataPlaneClient):
+    refused = FhirUrlRefused
+    unreachable = FhirUnreachable
+
     def __init__(self, service_url: str, *, credential=None, trusted_hosts: tuple[str, ...] = (),
                  budget: Budget | None = None, retry_backoff_factor: float = 0.5):
-        self.base_url = service_url.rstrip("/")
+        from hdsctl.credentials import FHIR
+
+        self.audience = FHIR
+        base_url = service_url.rstrip("/")
         try:
-            scope = check_fhir_url(self.base_url, trusted_hosts)
+            scope = check_fhir_url(base_url, trusted_hosts)
         except EndpointRefused as err:
             raise FhirUrlRefused(str(err)) from None
-        self.counter = RequestCounter()
-        policies: list[Any] = [UserAgentPolicy(f"hdsctl/{__version__}"),
-                               BudgetRetryPolicy(budget, backoff_factor=retry_backoff_factor), self.counter,
-                               OriginGuard(self.base_url, FhirUrlRefused)]
-        if scope is not None:
-            if credential is None:
-                from hdsctl.credentials import FHIR, credential_for
-
-                credential = credential_for(FHIR, scope)
-            policies.append(BearerTokenCredentialPolicy(credential, scope))
-        policies.append(HttpLoggingPolicy())
-        self._client = PipelineClient(base_url=self.base_url, policies=policies)
-
-    @property
-    def requests(self) -> int:
-        """Requests put on the wire, retries included."""
-        return self.counter.total
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> FhirClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(base_url, scope, credential=credential, budget=budget,
+                         retry_backoff_factor=retry_backoff_factor)
 
     def search(self, kind: str, **params: str) -> list[dict]:
         """Every match (following `next` links, only on this service's own origin)."""
@@ -92,15 +66,14 @@ class FhirClient:
 
     def _send(self, method: str, url: str, *, params=None, json_body=None) -> HttpResponse:
         headers = {"Accept": FHIR_JSON, **({"Content-Type": FHIR_JSON} if json_body else {})}
-        request = HttpRequest(method, url, params=params, json=json_body, headers=headers)
-        try:
-            response = self._client.send_request(request)
-        except (ServiceRequestError, ServiceResponseError) as err:
-            raise FhirUnreachable(f"FHIR {method} {url} got no answer ({str(err).splitlines()[0][:200]}); "
-                                  "check the URL and that this network reaches the service") from None
-        if response.status_code < 300:
-            return response
-        raise _error_for(response, method, url)
+        return self._exchange(HttpRequest(method, url, params=params, json=json_body, headers=headers),
+                              ok=range(200, 300))
+
+    def _prefix(self) -> str:
+        return "FHIR "
+
+    def _error_for(self, response: HttpResponse, method: str, url: str) -> FhirError:
+        return _error_for(response, method, url)
 
 
 def _error_for(response: HttpResponse, method: str, url: str) -> FhirError:

@@ -172,7 +172,7 @@ def _from_queue(args, env, service, linker, emit) -> dict:
     target = _queue_of(env, service, args.subscription)
     account, queue_name = target
     url = account_url(account, "queue", args.queue_url, env.spec.trusted_hosts)
-    credential = StorageTarget(url, queue_name).credential()
+    budget = budget_of(args)
     hosts = {naming.host_of(naming.dicom_url(env.workspace_name, service.name)),
              naming.host_of(linker.dicom.base_url)}
     stop = threading.Event()
@@ -180,8 +180,8 @@ def _from_queue(args, env, service, linker, emit) -> dict:
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda *_: stop.set())
     def consume():
-        with QueueClient(url, queue_name, credential=credential) as queue, \
-                QueueClient(url, f"{queue_name}-poison", credential=credential) as poison:
+        with StorageTarget(url, queue_name).client(QueueClient, budget) as queue, \
+                StorageTarget(url, f"{queue_name}-poison").client(QueueClient, budget) as poison:
             _ensure(poison)
             return link_from_queue(linker, queue, poison, serves=lambda host: host in hosts,
                                    max_tries=args.max_tries, follow=args.follow, emit=emit, stop=stop)
