@@ -75,8 +75,7 @@ def test_a_storage_redirect_to_another_host_is_not_followed():
     """Storage clients have the same host rule as DICOM and FHIR ones: a redirect elsewhere is refused."""
     from azure.storage.queue import QueueClient
 
-    from hdsctl.dataplane import storage_client
-    from hdsctl.endpoints import EndpointRefused
+    from hdsctl.dataplane import StorageUrlRefused, storage_client
     from hdsctl.retry import Budget
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
@@ -84,7 +83,7 @@ def test_a_storage_redirect_to_another_host_is_not_followed():
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/devstoreaccount1"
         with storage_client(QueueClient, url, "dicom-events", budget=Budget(2)) as queue, \
-                pytest.raises(EndpointRefused, match=r"127\.0\.0\.2"):
+                pytest.raises(StorageUrlRefused, match=r"127\.0\.0\.2"):
             queue.peek_messages()
     finally:
         server.shutdown()

@@ -16,7 +16,7 @@ from azure.core.pipeline.policies import BearerTokenCredentialPolicy, HttpLoggin
 from azure.core.rest import HttpRequest, HttpResponse
 
 from hdsctl import __version__
-from hdsctl.errors import HdsctlError
+from hdsctl.errors import BadInput, HdsctlError
 from hdsctl.retry import Budget, BudgetRetryPolicy, OriginGuard, RequestCounter
 
 
@@ -30,6 +30,10 @@ class ServiceError(HdsctlError):
         label = f"{self.label} " if self.label else ""
         text = f"{label}{method} {url} answered {status}: {message or '(no message)'}"
         super().__init__(f"{text}\n  {hint}" if hint else text)
+
+
+class StorageUrlRefused(BadInput):
+    """A Storage request to a host other than the account's checked one (a redirect)."""
 
 
 class DataPlaneClient:
@@ -115,10 +119,9 @@ def storage_client(kind: type, account_url: str, name: str, *, budget: Budget | 
     token for the Storage audience elsewhere. The URL is checked by the caller
     (endpoints.check_storage_url) before it gets here."""
     from hdsctl.credentials import storage_credential
-    from hdsctl.endpoints import EndpointRefused
 
     # Storage SDK clients take extra policies last, after the token policy: a redirect to
     # another host is refused there, before the transport sends it.
     return kind(account_url, name, credential=storage_credential(account_url),
                 retry_policy=StorageBudgetRetryPolicy(budget), connection_timeout=10,
-                _additional_pipeline_policies=[OriginGuard(account_url, EndpointRefused)], **options)
+                _additional_pipeline_policies=[OriginGuard(account_url, StorageUrlRefused)], **options)
