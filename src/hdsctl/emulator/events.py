@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 
 from hdsctl import naming
+from hdsctl.events import schema as event_schema
 
 log = logging.getLogger("hdsctl.emulator.events")
 
@@ -49,22 +50,15 @@ class Change:
 def routes_of(env, service_name: str) -> tuple[list[Route], list[str]]:
     """The queue routes of a stack's subscriptions for one DICOM service, and notes on the
     subscriptions that cannot be delivered locally."""
+    if env.spec.events is None:
+        return [], ["the stack declares no hdsctl:events: no events are published"]
     routes, notes = [], []
-    events = env.spec.events
-    if events is None:
-        return routes, ["the stack declares no hdsctl:events: no events are published"]
-    destinations = {d.name: d for d in events.destinations}
-    for subscription in events.subscriptions:
-        wanted = frozenset(t for t in subscription.event_types if t in naming.DICOM_EVENT_TYPES)
-        if not wanted or (subscription.services and service_name not in subscription.services):
+    for route in event_schema.dicom_routes(env, service_name):
+        if route.storage_queue is None:
+            notes.append(f"subscription {route.subscription} delivers to {route.destination.name}, not a "
+                         "Storage queue: not delivered locally")
             continue
-        destination = destinations[subscription.destination]
-        if destination.storage_queue is None:
-            notes.append(f"subscription {subscription.name} delivers to {destination.name}, not a Storage "
-                         "queue: "
-                         "not delivered locally")
-            continue
-        routes.append(Route(subscription.name, destination.storage_queue.queue, wanted, subscription.schema_))
+        routes.append(Route(route.subscription, route.storage_queue.queue, route.event_types, route.schema))
     return routes, notes
 
 
@@ -73,9 +67,8 @@ def event_body(change: Change, host: str, sequence: int, schema: str, now: datet
     partition = "" if change.partition == naming.DEFAULT_PARTITION else f"/partitions/{change.partition}"
     subject = (f"{host}/v1{partition}/studies/{change.study}/series/{change.series}"
                f"/instances/{change.instance}")
-    data = {"partitionName": change.partition, "imageStudyInstanceUid": change.study,
-            "imageSeriesInstanceUid": change.series, "imageSopInstanceUid": change.instance,
-            "serviceHostName": host, "sequenceNumber": sequence}
+    data = event_schema.dicom_data(partition=change.partition, study=change.study, series=change.series,
+                                   instance=change.instance, host=host, sequence=sequence)
     time = now.isoformat().replace("+00:00", "Z")
     if schema == "CloudEventSchemaV1_0":
         return {"id": str(uuid.uuid4()), "source": LOCAL_WORKSPACE_ID, "specversion": "1.0",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from hdsctl import naming
 from hdsctl.errors import BadInput, HdsctlError
+from hdsctl.events import schema
 
 PEEK_LIMIT = 32  # Storage queues show no more than this without receiving
 
@@ -66,10 +67,10 @@ class Event:
         body, data = self.body, self.body.get("data") or {}
         when = body.get("time") or body.get("eventTime") or "?"
         kind = self.event_type.removeprefix(naming.HEALTH_EVENT_PREFIX)
-        if "imageSopInstanceUid" in data:
-            what = (f"seq={data.get('sequenceNumber')} study={data.get('imageStudyInstanceUid')} "
-                    f"series={data.get('imageSeriesInstanceUid')} instance={data.get('imageSopInstanceUid')} "
-                    f"partition={data.get('partitionName')} host={data.get('serviceHostName')}")
+        if schema.is_dicom_data(data):
+            what = (f"seq={data.get(schema.SEQUENCE)} study={data.get(schema.STUDY)} "
+                    f"series={data.get(schema.SERIES)} instance={data.get(schema.INSTANCE)} "
+                    f"partition={data.get(schema.PARTITION)} host={data.get(schema.HOST)}")
         elif "resourceFhirId" in data:
             what = (f"{data.get('resourceType')}/{data.get('resourceFhirId')} "
                     f"version={data.get('resourceVersionId')} host={data.get('resourceFhirAccount')}")

@@ -194,21 +194,14 @@ def _from_queue(args, env, service, linker, emit) -> dict:
 
 def _queue_of(env, service, subscription_name: str | None) -> tuple[str, str]:
     """(account name, queue) of the subscription delivering this service's DICOM events."""
-    from hdsctl import naming
+    from hdsctl.events.schema import dicom_routes
 
-    events = env.spec.events
-    candidates = [s for s in (events.subscriptions if events else [])
-                  if any(t in naming.DICOM_EVENT_TYPES for t in s.event_types)
-                  and (not s.services or service.name in s.services)
-                  and (subscription_name is None or s.name == subscription_name)]
-    destinations = {d.name: d for d in (events.destinations if events else [])}
-    queued = [s for s in candidates if destinations[s.destination].storage_queue is not None]
+    queued = [route for route in dicom_routes(env, service.name, subscription_name) if route.storage_queue]
     if len(queued) != 1:
-        names = ", ".join(s.name for s in queued) or "none"
-        raise LinkUsageError(f"--from-queue needs one subscription delivering {service.name}'s DICOM events to "
-                             "a "
-                             f"Storage queue (found: {names}); name it with --subscription")
-    queue = destinations[queued[0].destination].storage_queue
+        names = ", ".join(route.subscription for route in queued) or "none"
+        raise LinkUsageError(f"--from-queue needs one subscription delivering {service.name}'s DICOM events "
+                             f"to a Storage queue (found: {names}); name it with --subscription")
+    queue = queued[0].storage_queue
     return env.events_account_name(queue.account_id), queue.queue
 
 

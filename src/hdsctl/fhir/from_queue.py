@@ -19,6 +19,7 @@ from azure.core.exceptions import AzureError
 from hdsctl import naming
 from hdsctl.dicom.errors import DicomApiError, ServiceUnreachable
 from hdsctl.dicom.web import is_uid
+from hdsctl.events import schema
 from hdsctl.events.tail import decode_message, event_type, message_text
 from hdsctl.fhir.client import FhirError, FhirUnreachable
 from hdsctl.fhir.link import LinkResult, line_of
@@ -156,11 +157,11 @@ def _study_of(message, serves) -> tuple[str | None, str]:
         return None, f"not a DICOM image event ({kind[:80] or 'no type'})"
     if not isinstance(data, dict):
         return None, f"a {kind} event whose data is {type(data).__name__}, not an object"
-    study, host = data.get("imageStudyInstanceUid"), data.get("serviceHostName")
+    study, host = data.get(schema.STUDY), data.get(schema.HOST)
     if not isinstance(host, str) or not serves(host):
         return None, f"an event of another DICOM service ({str(host)[:120]})"
     if not is_uid(study):
-        return None, f"imageStudyInstanceUid {str(study)[:80]!r} is not a DICOM UID"
+        return None, f"{schema.STUDY} {str(study)[:80]!r} is not a DICOM UID"
     return study, ""
 
 
