@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hdsctl import naming
 from hdsctl.environment.load import SECRET_PLACEHOLDER, StackFile, read_stack_file
 
 PROGRAM = Path("infra") / "__main__.py"
@@ -286,10 +287,7 @@ class _OfflineMocks:
         if args.typ in _ARM_PATHS:
             state["name"] = inputs.get(_ARM_PATHS[args.typ][0], args.name)
         if args.typ == "azure-native:healthcareapis:DicomService":
-            state["serviceUrl"] = (
-                f"https://{inputs['workspaceName']}-{inputs['dicomServiceName']}"
-                ".dicom.azurehealthcareapis.com"
-            )
+            state["serviceUrl"] = naming.dicom_url(inputs["workspaceName"], inputs["dicomServiceName"])
         if args.typ == "azure-native:managedidentity:UserAssignedIdentity":
             state["principalId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, resource_id))
             state["clientId"] = str(uuid.uuid5(uuid.NAMESPACE_DNS, resource_id))

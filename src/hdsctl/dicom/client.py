@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from azure.core.credentials import TokenCredential
 from azure.core.rest import HttpRequest, HttpResponse
@@ -32,8 +32,15 @@ from hdsctl.retry import Budget
 from hdsctl.transport import bulk_transport
 
 API_VERSIONS = ("v1", "v2")
+PARTITIONS = "/partitions/"
 PAGE_LIMIT = 200
 CHANGE_FEED_LIMIT = 200  # the v2 change feed's largest page
+
+
+def split_partition(service_root: str) -> tuple[str, str | None]:
+    """`https://x/partitions/p` → (`https://x`, `p`): the inverse of DicomClient.service_root."""
+    base, _, partition = service_root.partition(PARTITIONS)
+    return base, unquote(partition) or None
 
 
 def split_service_url(url: str) -> tuple[str, str]:
@@ -226,10 +233,24 @@ class DicomClient(DataPlaneClient):
             return False
         return True
 
+    @property
+    def partition_path(self) -> str:
+        """`/partitions/<name>` on a service with data partitions, else nothing."""
+        return f"{PARTITIONS}{quote(self.partition, safe='')}" if self.partition else ""
+
+    @property
+    def service_root(self) -> str:
+        """The service and partition, without the API version: what a journal is bound to."""
+        return self.base_url + self.partition_path
+
+    @property
+    def wado_root(self) -> str:
+        """The versioned DICOMweb root, partition included, as FHIR Endpoints name it."""
+        return f"{self.base_url}/{self.api_version}{self.partition_path}"
+
     def _web(self, root: str, study: str | None = None, series: str | None = None,
              instance: str | None = None) -> str:
-        path = f"/partitions/{quote(self.partition, safe='')}" if self.partition else ""
-        path += root
+        path = self.partition_path + root
         for label, uid, what in (("", study, "StudyInstanceUID"), ("/series", series, "SeriesInstanceUID"),
                                  ("/instances", instance, "SOPInstanceUID")):
             if uid is not None:

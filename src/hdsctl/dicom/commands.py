@@ -89,7 +89,7 @@ def run_upload(args) -> int:
     service = service_of(env, args.service)
     budget = budget_of(args)
     probe = client_for(env, service, args.url, budget)  # checks the URL first
-    url = probe.base_url + (f"/partitions/{probe.partition}" if probe.partition else "")
+    url = probe.service_root
     probe.close()
     journal = Journal(journal_path, url)
     options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
@@ -160,11 +160,11 @@ def _journaled_url_client(url: str, args):
     digest is unchanged), so the same host rules let it through."""
     from urllib.parse import urlsplit
 
-    from hdsctl.dicom.client import DicomClient
+    from hdsctl.dicom.client import DicomClient, split_partition
 
-    base, _, partition = url.partition("/partitions/")
+    base, partition = split_partition(url)
     return DicomClient(base, trusted_hosts=(urlsplit(base).hostname or "",), budget=budget_of(args),
-                       partition=partition or None)
+                       partition=partition)
 
 
 def _print_upload(args, stack: str, service: str, report) -> int:

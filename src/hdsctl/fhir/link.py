@@ -44,8 +44,7 @@ class Linker:
 
     @property
     def wado_root(self) -> str:
-        root = f"{self.dicom.base_url}/{self.dicom.api_version}"
-        return root + (f"/partitions/{self.dicom.partition}" if self.dicom.partition else "")
+        return self.dicom.wado_root
 
     def link(self, study_uid: str) -> LinkResult:
         for _ in range(CONFLICT_RETRIES):
