@@ -189,7 +189,7 @@ def test_a_journal_that_is_not_one_is_refused(local_dicom, run_cli, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a database, just notes\n" * 100)
     code, _, err = expire(run_cli, local_dicom.url, "--older-than", "5y", "--yes", "--journal", str(text_file))
-    assert code == EXIT_BAD_INPUT and "cannot be the expiry journal" in err
+    assert code == EXIT_BAD_INPUT and "is not a usable expiry journal" in err
 
 
 def test_an_empty_or_malformed_study_date_never_makes_a_study_old(local_dicom, run_cli):

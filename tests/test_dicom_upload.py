@@ -144,7 +144,7 @@ def test_a_journal_of_another_service_is_refused(run_cli, stack, local_dicom, tm
     Journal(other, "https://ws-other.dicom.azurehealthcareapis.com").close()
     code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "a"),
                            "--stack", "local", "--url", local_dicom.url, "--journal", str(other))
-    assert code == EXIT_BAD_INPUT and "records an upload to https://ws-other" in err
+    assert code == EXIT_BAD_INPUT and "is the upload journal of https://ws-other" in err
 
 
 def test_the_service_going_away_mid_run_loses_nothing(local_dicom, tmp_path):

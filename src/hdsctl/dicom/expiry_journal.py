@@ -9,10 +9,10 @@ service shows when the study is re-checked.
 from __future__ import annotations
 
 import datetime
-import sqlite3
 import time
 from pathlib import Path
 
+from hdsctl.dicom.service_journal import open_bound
 from hdsctl.dicom.web import utc_text
 from hdsctl.errors import BadInput
 
@@ -28,6 +28,9 @@ create table if not exists feed (last_sequence integer not null, last_time text 
 """
 
 
+STUDY_COLUMNS = "select study, date, basis, status, detail, at from studies limit 1"
+
+
 class ExpiryJournalRefused(BadInput):
     """A file that cannot be this service's expiry journal."""
 
@@ -35,21 +38,8 @@ class ExpiryJournalRefused(BadInput):
 class ExpiryJournal:
     def __init__(self, path: Path, service_url: str):
         self.path = path
-        try:
-            self.db = sqlite3.connect(path)
-            self.db.executescript(SCHEMA)
-            row = self.db.execute("select url from service").fetchone()
-            self.db.execute("select study, date, basis, status, detail, at from studies limit 1").fetchall()
-        except sqlite3.Error as err:
-            raise ExpiryJournalRefused(f"{path} cannot be the expiry journal ({err}): use another --journal"
-                                       ) from None
-        if row is None:
-            self.db.execute("insert into service values (?)", (service_url,))
-            self.db.commit()
-        elif row[0] != service_url:
-            self.db.close()
-            raise ExpiryJournalRefused(f"{path} is the expiry journal of {row[0]}, not {service_url}: "
-                                       "use another --journal")
+        self.db = open_bound(path, service_url, SCHEMA, what="expiry journal", refused=ExpiryJournalRefused,
+                             check=lambda db: db.execute(STUDY_COLUMNS).fetchall())
 
     # -- the change feed's checkpoint ----------------------------------------------------
 

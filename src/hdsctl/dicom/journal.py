@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hdsctl.dicom.service_journal import open_bound
 from hdsctl.errors import EXIT_FAILED, BadInput, HdsctlError
 
 FILE_NAME = ".hdsctl-upload.sqlite"
@@ -117,22 +118,14 @@ def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Ent
 class Journal:
     def __init__(self, path: Path, service_url: str):
         self.path = path
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("pragma journal_mode=wal")
-            self._db.executescript(SCHEMA)
-            _upgrade(self._db)
-            row = self._db.execute("select url from service").fetchone()
-            _entries(self._db)  # every column this hdsctl reads is there
-        except sqlite3.DatabaseError as err:
-            raise JournalRefused(f"{path} is not a usable upload journal ({err}); move it away or "
-                                 "name another with --journal") from None
-        if row is None:
-            self._write(("insert into service (url) values (?)", [(service_url,)]))
-        elif row[0].rstrip("/") != service_url.rstrip("/"):
-            raise JournalRefused(
-                f"{path} records an upload to {row[0]}, not to {service_url}: one journal follows one "
-                "service. Name another with --journal (or remove this one to start over)")
+
+        def readable(db: sqlite3.Connection) -> None:
+            db.execute("pragma journal_mode=wal")
+            _upgrade(db)
+            _entries(db)  # every column this hdsctl reads is there
+
+        self._db = open_bound(path, service_url, SCHEMA, what="upload journal", refused=JournalRefused,
+                              check=readable, isolation_level=None, check_same_thread=False)
 
     def close(self) -> None:
         self._db.close()
