@@ -52,10 +52,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
         self.service = healthcareapis.DicomService(
             spec.name,
             dicom_service_name=spec.name,
-            workspace_name=placement.workspace,
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            tags=placement.tags,
+            **placement.service_arguments(),
             cors_configuration=cors_args(spec.cors),
             identity=identity,
             encryption=encryption_args(spec.customer_managed_key),

@@ -43,10 +43,7 @@ class FhirServiceComponent(pulumi.ComponentResource):
         self.service = healthcareapis.FhirService(
             spec.name,
             fhir_service_name=spec.name,
-            workspace_name=placement.workspace,
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            tags=placement.tags,
+            **placement.service_arguments(),
             kind=spec.kind,
             authentication_configuration={
                 "authority": authority,

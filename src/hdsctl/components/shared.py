@@ -31,6 +31,11 @@ class Placement:
     diagnostics: Diagnostics | None
     subscription_id: pulumi.Output[str]
 
+    def service_arguments(self) -> dict:
+        """What every data service resource of the workspace is given about where it lives."""
+        return {"workspace_name": self.workspace, "resource_group_name": self.resource_group_name,
+                "location": self.location, "tags": self.tags}
+
 
 @dataclass(frozen=True)
 class ServiceInterfaces:
