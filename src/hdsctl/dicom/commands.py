@@ -1,4 +1,5 @@
-"""`hdsctl dicom smoke`: the data-plane commands on top of the one DICOMweb client."""
+"""`hdsctl dicom smoke`, `upload` and `expire` (its own module): the arguments, and the runs on
+top of the one DICOMweb client."""
 
 from __future__ import annotations
 
