@@ -85,7 +85,7 @@ def shipped_plan(stack: str):
 
 
 @pytest.fixture(scope="session")
-def local_dicom():
+def shared_dicom():
     """The Orthanc-backed local DICOM service, started once per test session (per worker)."""
     from hdsctl.emulator.orthanc import OrthancEngine
     from hdsctl.emulator.process import EngineUnavailable
@@ -102,7 +102,7 @@ def local_dicom():
 
 
 @pytest.fixture(scope="session")
-def local_events():
+def shared_events():
     """Azurite and the Orthanc-backed local DICOM service delivering the local stack's events
     into it, started once per test session (per worker)."""
     from hdsctl.emulator.azurite import Azurite

@@ -116,15 +116,15 @@ def test_the_html_report_reads_well_in_a_browser(run_cli, tmp_path):
         browser.quit()
 
 
-def test_measure_reads_a_running_service_into_a_profile(local_dicom, run_cli, tmp_path):
+def test_measure_reads_a_running_service_into_a_profile(shared_dicom, run_cli, tmp_path):
     day = datetime.date(2019, 6, 1)  # a day no other test stores studies on
     studies = [synthetic_study(instances_per_series=3, size=16, study_date=day) for _ in range(2)]
-    with DicomClient(local_dicom.url) as client:
+    with DicomClient(shared_dicom.url) as client:
         for study in studies:
             client.store([i.data for i in study.instances])
     profile = tmp_path / "measured.yaml"
     code, _, err = run_cli("--stacks-dir", str(STACKS), "capacity", "--stack", "local", "--measure",
-                           "--url", local_dicom.url, "--since", "20190601", "--until", "20190601",
+                           "--url", shared_dicom.url, "--since", "20190601", "--until", "20190601",
                            "--output", str(profile))
     assert code == EXIT_OK, err
     measured = yaml.safe_load(profile.read_text())["modalities"]

@@ -21,13 +21,13 @@ from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
 
 @pytest.fixture
-def client(local_dicom):
-    with DicomClient(local_dicom.url, retry_backoff_factor=0.01) as dicom:
+def client(shared_dicom):
+    with DicomClient(shared_dicom.url, retry_backoff_factor=0.01) as dicom:
         yield dicom
 
 
 @pytest.fixture
-def local_stack(write_stack, local_dicom):
+def local_stack(write_stack, shared_dicom):
     """The shipped local stack, its tags synced on the session's service."""
     path = write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
     return path
@@ -49,14 +49,14 @@ def sync_tags(run_cli, stack, url):
     assert code == EXIT_OK, err
 
 
-def test_the_engine_listens_on_loopback_only(local_dicom):
-    addresses = listening_addresses(local_dicom.engine.port)
+def test_the_engine_listens_on_loopback_only(shared_dicom):
+    addresses = listening_addresses(shared_dicom.engine.port)
     assert addresses and addresses <= LOOPBACK_ADDRESSES
 
 
-def test_smoke_passes_and_leaves_nothing_behind(run_cli, local_stack, local_dicom, client):
-    sync_tags(run_cli, local_stack, local_dicom.url)
-    code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+def test_smoke_passes_and_leaves_nothing_behind(run_cli, local_stack, shared_dicom, client):
+    sync_tags(run_cli, local_stack, shared_dicom.url)
+    code, report, _ = smoke(run_cli, local_stack, shared_dicom.url)
     assert code == EXIT_OK, report
     steps = {step["name"]: step for step in report["steps"]}
     assert all(step["status"] == "passed" for step in report["steps"]), report["steps"]
@@ -70,23 +70,23 @@ def test_smoke_passes_and_leaves_nothing_behind(run_cli, local_stack, local_dico
     assert client.search("studies", {"StudyInstanceUID": report["studyInstanceUid"]}) == []
 
 
-def test_a_declared_tag_not_yet_synced_is_reported_skipped(run_cli, write_stack, local_dicom):
+def test_a_declared_tag_not_yet_synced_is_reported_skipped(run_cli, write_stack, shared_dicom):
     document = load_yaml(STACKS / "Pulumi.local.yaml")
     document["config"]["hdsctl:dicomServices"][0]["extendedQueryTags"].append(
         {"path": "Manufacturer", "level": "Series"})
     stack = write_stack("unsynced", document)
-    code, report, _ = smoke(run_cli, stack, local_dicom.url)
+    code, report, _ = smoke(run_cli, stack, shared_dicom.url)
     assert code == EXIT_OK, report
     step = next(s for s in report["steps"] if s["name"] == "search by Manufacturer (Series)")
     assert step["status"] == "skipped" and "answered 400" in step["detail"] and "tags sync" in step["detail"]
 
 
-def test_a_failing_middle_step_still_deletes_the_study(run_cli, local_stack, local_dicom, client):
-    local_dicom.knobs.refuse_rendered = True
+def test_a_failing_middle_step_still_deletes_the_study(run_cli, local_stack, shared_dicom, client):
+    shared_dicom.knobs.refuse_rendered = True
     try:
-        code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+        code, report, _ = smoke(run_cli, local_stack, shared_dicom.url)
     finally:
-        local_dicom.knobs.refuse_rendered = False
+        shared_dicom.knobs.refuse_rendered = False
     assert code == EXIT_FAILED
     failed = [s for s in report["steps"] if s["status"] == "failed"]
     assert [s["name"] for s in failed] == ["retrieve rendered image/jpeg", "retrieve rendered image/png"]
@@ -95,9 +95,9 @@ def test_a_failing_middle_step_still_deletes_the_study(run_cli, local_stack, loc
     assert client.search("studies", {"StudyInstanceUID": report["studyInstanceUid"]}) == []
 
 
-def test_access_denied_names_the_role(run_cli, local_stack, local_dicom):
-    local_dicom.knobs.deny_next = 1
-    code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+def test_access_denied_names_the_role(run_cli, local_stack, shared_dicom):
+    shared_dicom.knobs.deny_next = 1
+    code, report, _ = smoke(run_cli, local_stack, shared_dicom.url)
     assert code == EXIT_FAILED
     first = report["steps"][0]
     assert first["status"] == "failed" and "403" in first["detail"] and "DICOM Data Owner" in first["detail"]
@@ -166,8 +166,11 @@ def test_expiry_headers_delete_the_study_when_due_and_a_later_store_cancels(clie
     client.store([due.instances[0].data], expiry_ms=300)
     client.store([kept.instances[0].data], expiry_ms=300)
     client.store([kept.instances[1].data])  # without the headers: the study stays
-    time.sleep(1.2)
+    deadline = time.monotonic() + 10
+    while client.search("studies", {"StudyInstanceUID": due.study_uid}) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert client.search("studies", {"StudyInstanceUID": due.study_uid}) == []
+    time.sleep(0.6)  # a kept expiry would be due by now too: the service sweeps every 0.25 s
     assert len(client.search("studies", {"StudyInstanceUID": kept.study_uid})) == 1
     assert client.delete(kept.study_uid)
 
@@ -188,11 +191,11 @@ def test_a_reindex_walks_the_instances_really_stored(client):
         client.delete(study.study_uid)
 
 
-def test_faults_are_messages_with_a_non_zero_exit(run_cli, local_stack, local_dicom):
+def test_faults_are_messages_with_a_non_zero_exit(run_cli, local_stack, shared_dicom):
     import socket
 
-    local_dicom.knobs.fail_dependency_next = 1
-    code, report, _ = smoke(run_cli, local_stack, local_dicom.url)
+    shared_dicom.knobs.fail_dependency_next = 1
+    code, report, _ = smoke(run_cli, local_stack, shared_dicom.url)
     assert code == EXIT_FAILED
     first = report["steps"][0]["detail"]
     assert "424" in first and "storage account or its key vault" in first
@@ -204,20 +207,20 @@ def test_faults_are_messages_with_a_non_zero_exit(run_cli, local_stack, local_di
     assert code == EXIT_FAILED and "Traceback" not in err
     assert "got no answer" in report["steps"][0]["detail"] and report["cleanup"] == "not needed"
 
-    code, report, _ = smoke(run_cli, local_stack, f"{local_dicom.url}/v9")  # a wrong URL path
+    code, report, _ = smoke(run_cli, local_stack, f"{shared_dicom.url}/v9")  # a wrong URL path
     assert code == EXIT_FAILED and "404" in report["steps"][0]["detail"]
 
 
-def test_a_service_with_data_partitions_is_used_through_its_partition(local_dicom):
+def test_a_service_with_data_partitions_is_used_through_its_partition(shared_dicom):
     study = synthetic_study()
-    start = len(local_dicom.requests)
-    with DicomClient(local_dicom.url, partition="Microsoft.Default") as partitioned:
+    start = len(shared_dicom.requests)
+    with DicomClient(shared_dicom.url, partition="Microsoft.Default") as partitioned:
         assert partitioned.store([study.instances[0].data]).status == 200
         assert len(partitioned.search("studies", {"StudyInstanceUID": study.study_uid})) == 1
         assert partitioned.delete(study.study_uid)
-    paths = [r.path for r in local_dicom.requests[start:]]
+    paths = [r.path for r in shared_dicom.requests[start:]]
     assert len(paths) == 3 and all(p.startswith("/v2/partitions/Microsoft.Default/studies") for p in paths)
-    with DicomClient(local_dicom.url, partition="Research") as unknown, pytest.raises(NotFound):
+    with DicomClient(shared_dicom.url, partition="Research") as unknown, pytest.raises(NotFound):
         unknown.search("studies")
 
 
@@ -256,8 +259,8 @@ def test_files_kept_with_data_are_served_again_after_a_restart(tmp_path):
         assert again.status == 409 and again.failed[0].reason == ALREADY_STORED
 
 
-def test_a_store_while_the_engine_is_down_is_503_and_nothing_is_recorded_stored(local_dicom):
-    """(`local_dicom` only makes the test skip visibly where the engine is not installed.)"""
+def test_a_store_while_the_engine_is_down_is_503_and_nothing_is_recorded_stored(shared_dicom):
+    """(`shared_dicom` only makes the test skip visibly where the engine is not installed.)"""
     from hdsctl.dicom.errors import ServiceBusy
     from hdsctl.emulator.orthanc import OrthancEngine
     from hdsctl.emulator.server import Emulator
@@ -272,8 +275,8 @@ def test_a_store_while_the_engine_is_down_is_503_and_nothing_is_recorded_stored(
         assert not any(emulator.store.holds(i.sop_uid) for i in study.instances)
 
 
-def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, local_dicom):
-    """(`local_dicom` only makes the test skip visibly where the engine is not installed.)"""
+def test_the_emulator_command_stops_its_engine_on_sigterm(tmp_path, shared_dicom):
+    """(`shared_dicom` only makes the test skip visibly where the engine is not installed.)"""
     import os
     import signal
     import subprocess
@@ -320,14 +323,14 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-def test_a_throttled_stow_is_sent_again_whole(local_dicom):
+def test_a_throttled_stow_is_sent_again_whole(shared_dicom):
     study = synthetic_study()
-    start = len(local_dicom.requests)
-    local_dicom.knobs.burst_503 = 2
-    with DicomClient(local_dicom.url, retry_backoff_factor=0.01) as client:
+    start = len(shared_dicom.requests)
+    shared_dicom.knobs.burst_503 = 2
+    with DicomClient(shared_dicom.url, retry_backoff_factor=0.01) as client:
         result = client.store([i.data for i in study.instances])
         assert result.status == 200 and len(result.stored) == len(study.instances)
-        posts = [r for r in local_dicom.requests[start:] if r.method == "POST"]
+        posts = [r for r in shared_dicom.requests[start:] if r.method == "POST"]
         assert [r.status for r in posts] == [503, 503, 200]
         assert client.delete(study.study_uid)
 

@@ -64,49 +64,49 @@ def exists(url: str, study: str) -> bool:
         return bool(client.search("studies", {"StudyInstanceUID": study}))
 
 
-def test_a_duration_under_the_declared_minimum_is_refused_before_any_request(local_dicom, run_cli):
-    before = len(local_dicom.data_requests())
-    code, _, err = expire(run_cli, local_dicom.url, "--older-than", "6mo", "--yes")
+def test_a_duration_under_the_declared_minimum_is_refused_before_any_request(shared_dicom, run_cli):
+    before = len(shared_dicom.data_requests())
+    code, _, err = expire(run_cli, shared_dicom.url, "--older-than", "6mo", "--yes")
     assert code == EXIT_BAD_INPUT
     assert "shorter than the 1 years" in err and "retention.minimumYears" in err and "nothing was" in err
-    assert len(local_dicom.data_requests()) == before  # not even listed
+    assert len(shared_dicom.data_requests()) == before  # not even listed
 
 
-def test_without_yes_nothing_is_deleted(local_dicom, run_cli):
-    old = store(local_dicom.url, years_ago(3))
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "2y", "--json")
+def test_without_yes_nothing_is_deleted(shared_dicom, run_cli):
+    old = store(shared_dicom.url, years_ago(3))
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "2y", "--json")
     assert code == EXIT_OK, err
     report = json.loads(out)
     assert report["listedOnly"] and old.study_uid in {c["study"] for c in report["candidates"]}
-    assert report["deleted"] == [] and exists(local_dicom.url, old.study_uid)
+    assert report["deleted"] == [] and exists(shared_dicom.url, old.study_uid)
 
 
-def test_yes_deletes_what_is_past_retention_and_journals_it(local_dicom, run_cli, tmp_path):
-    old, recent = store(local_dicom.url, years_ago(3)), store(local_dicom.url, years_ago(1))
+def test_yes_deletes_what_is_past_retention_and_journals_it(shared_dicom, run_cli, tmp_path):
+    old, recent = store(shared_dicom.url, years_ago(3)), store(shared_dicom.url, years_ago(1))
     journal = tmp_path / "expiry.sqlite"
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "2y", "--yes", "--journal", str(journal))
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "2y", "--yes", "--journal", str(journal))
     assert code == EXIT_OK, err
     assert "deleted" in out and old.study_uid in out and recent.study_uid not in out
-    assert not exists(local_dicom.url, old.study_uid) and exists(local_dicom.url, recent.study_uid)
+    assert not exists(shared_dicom.url, old.study_uid) and exists(shared_dicom.url, recent.study_uid)
     rows = dict(sqlite3.connect(journal).execute("select study, status from studies").fetchall())
     assert rows[old.study_uid] == "deleted" and recent.study_uid not in rows
 
 
-def test_modality_narrows_the_list(local_dicom, run_cli):
-    old = store(local_dicom.url, years_ago(4))
-    code, out, _ = expire(run_cli, local_dicom.url, "--older-than", "3y", "--modality", "MR", "--json")
+def test_modality_narrows_the_list(shared_dicom, run_cli):
+    old = store(shared_dicom.url, years_ago(4))
+    code, out, _ = expire(run_cli, shared_dicom.url, "--older-than", "3y", "--modality", "MR", "--json")
     assert code == EXIT_OK and old.study_uid not in {c["study"] for c in json.loads(out)["candidates"]}
-    code, out, _ = expire(run_cli, local_dicom.url, "--older-than", "3y", "--modality", "CT", "--json")
+    code, out, _ = expire(run_cli, shared_dicom.url, "--older-than", "3y", "--modality", "CT", "--json")
     assert old.study_uid in {c["study"] for c in json.loads(out)["candidates"]}
 
 
-def test_an_interrupted_expiry_resumes(local_dicom, run_cli, tmp_path):
+def test_an_interrupted_expiry_resumes(shared_dicom, run_cli, tmp_path):
     from hdsctl.dicom import expire as expiry
 
-    studies = [store(local_dicom.url, years_ago(5)) for _ in range(3)]
+    studies = [store(shared_dicom.url, years_ago(5)) for _ in range(3)]
     journal_path = tmp_path / "expiry.sqlite"
     cutoff = Age(years=4).cutoff(TODAY)
-    with DicomClient(local_dicom.url) as client:
+    with DicomClient(shared_dicom.url) as client:
         journal = ExpiryJournal(journal_path, client.base_url)
         candidates = [c for c in find_candidates(client, journal, cutoff) if c.study in
                       {s.study_uid for s in studies}]
@@ -119,12 +119,13 @@ def test_an_interrupted_expiry_resumes(local_dicom, run_cli, tmp_path):
                              interrupt)
         journal.close()
     first = candidates[0].study
-    assert not exists(local_dicom.url, first) and all(exists(local_dicom.url, c.study) for c in candidates[1:])
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "4y", "--yes", "--journal",
+    assert not exists(shared_dicom.url, first)
+    assert all(exists(shared_dicom.url, c.study) for c in candidates[1:])
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "4y", "--yes", "--journal",
                             str(journal_path), "--json")
     assert code == EXIT_OK, err
     assert {c.study for c in candidates[1:]} <= set(json.loads(out)["deleted"])
-    assert not any(exists(local_dicom.url, c.study) for c in candidates)
+    assert not any(exists(shared_dicom.url, c.study) for c in candidates)
     rows = dict(sqlite3.connect(journal_path).execute("select study, status from studies").fetchall())
     assert all(rows[c.study] == "deleted" for c in candidates)
 
@@ -181,35 +182,35 @@ def test_ages_and_the_minimum():
         check_retention(Age(years=9, months=11), 10, TODAY, "x")
 
 
-def test_a_journal_that_is_not_one_is_refused(local_dicom, run_cli, tmp_path):
-    store(local_dicom.url, years_ago(6))
-    code, _, err = expire(run_cli, local_dicom.url, "--older-than", "5y", "--yes", "--journal",
+def test_a_journal_that_is_not_one_is_refused(shared_dicom, run_cli, tmp_path):
+    store(shared_dicom.url, years_ago(6))
+    code, _, err = expire(run_cli, shared_dicom.url, "--older-than", "5y", "--yes", "--journal",
                           str(STACKS / "Pulumi.local.yaml"))
     assert code == EXIT_BAD_INPUT and "Traceback" not in err
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a database, just notes\n" * 100)
-    code, _, err = expire(run_cli, local_dicom.url, "--older-than", "5y", "--yes", "--journal", str(text_file))
+    code, _, err = expire(run_cli, shared_dicom.url, "--older-than", "5y", "--yes", "--journal", str(text_file))
     assert code == EXIT_BAD_INPUT and "is not a usable expiry journal" in err
 
 
-def test_an_empty_or_malformed_study_date_never_makes_a_study_old(local_dicom, run_cli):
+def test_an_empty_or_malformed_study_date_never_makes_a_study_old(shared_dicom, run_cli):
     """Finding 1: studies stored minutes ago with StudyDate '', '2020' or '20201301' were listed
     (and deleted with --yes) because the service's date range matched them."""
-    fresh = [store_dated(local_dicom.url, raw) for raw in ("", "2020", "20201301")]
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "2y", "--yes", "--json")
+    fresh = [store_dated(shared_dicom.url, raw) for raw in ("", "2020", "20201301")]
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "2y", "--yes", "--json")
     assert code == EXIT_OK, err
     report = json.loads(out)
     listed = {c["study"] for c in report["candidates"]}
     assert not listed & {s.study_uid for s in fresh}
-    assert all(exists(local_dicom.url, s.study_uid) for s in fresh)
+    assert all(exists(shared_dicom.url, s.study_uid) for s in fresh)
 
 
-def test_plan_out_then_apply_deletes_exactly_the_reviewed_plan(local_dicom, run_cli, tmp_path):
-    old, other = store(local_dicom.url, years_ago(6)), store(local_dicom.url, years_ago(6))
+def test_plan_out_then_apply_deletes_exactly_the_reviewed_plan(shared_dicom, run_cli, tmp_path):
+    old, other = store(shared_dicom.url, years_ago(6)), store(shared_dicom.url, years_ago(6))
     plan_file = tmp_path / "expiry-plan.json"
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "5y", "--plan-out", str(plan_file))
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "5y", "--plan-out", str(plan_file))
     assert code == EXIT_OK, err
-    assert f"Plan written to {plan_file}" in out and exists(local_dicom.url, old.study_uid)
+    assert f"Plan written to {plan_file}" in out and exists(shared_dicom.url, old.study_uid)
     plan_body = json.loads(plan_file.read_text())
     planned = {item["study"]: item for item in plan_body["studies"]}
     assert planned[old.study_uid]["basis"] == "StudyDate"
@@ -220,99 +221,99 @@ def test_plan_out_then_apply_deletes_exactly_the_reviewed_plan(local_dicom, run_
     plan_body["studies"] = [item for item in plan_body["studies"] if item["study"] != other.study_uid]
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(plan_body))
-    code, _, err = expire(run_cli, local_dicom.url, "--apply", str(edited))
+    code, _, err = expire(run_cli, shared_dicom.url, "--apply", str(edited))
     assert code == EXIT_BAD_INPUT and "changed after it was made" in err
-    assert exists(local_dicom.url, old.study_uid) and exists(local_dicom.url, other.study_uid)
+    assert exists(shared_dicom.url, old.study_uid) and exists(shared_dicom.url, other.study_uid)
 
     # ...and a study stored after the plan is not deleted by it, though it is just as old.
-    late = store(local_dicom.url, years_ago(7))
-    code, out, err = expire(run_cli, local_dicom.url, "--apply", str(plan_file), "--json")
+    late = store(shared_dicom.url, years_ago(7))
+    code, out, err = expire(run_cli, shared_dicom.url, "--apply", str(plan_file), "--json")
     assert code == EXIT_OK, err
     report = json.loads(out)
     assert old.study_uid in report["deleted"] and other.study_uid in report["deleted"]
-    assert late.study_uid not in report["deleted"] and exists(local_dicom.url, late.study_uid)
-    assert not exists(local_dicom.url, old.study_uid)
+    assert late.study_uid not in report["deleted"] and exists(shared_dicom.url, late.study_uid)
+    assert not exists(shared_dicom.url, old.study_uid)
 
 
-def test_apply_rechecks_each_study_and_skips_what_no_longer_holds(local_dicom, run_cli, tmp_path):
-    changed, kept = store(local_dicom.url, years_ago(8)), store(local_dicom.url, years_ago(8))
+def test_apply_rechecks_each_study_and_skips_what_no_longer_holds(shared_dicom, run_cli, tmp_path):
+    changed, kept = store(shared_dicom.url, years_ago(8)), store(shared_dicom.url, years_ago(8))
     plan_file = tmp_path / "plan.json"
-    assert expire(run_cli, local_dicom.url, "--older-than", "7y", "--plan-out", str(plan_file))[0] == EXIT_OK
-    with DicomClient(local_dicom.url) as client:  # a series added after the review
+    assert expire(run_cli, shared_dicom.url, "--older-than", "7y", "--plan-out", str(plan_file))[0] == EXIT_OK
+    with DicomClient(shared_dicom.url) as client:  # a series added after the review
         client.store([i.data for i in synthetic_study(instances_per_series=1, size=16,
                                                       study_uid=changed.study_uid,
                                                       patient_id=changed.patient_id,
                                                       study_date=years_ago(8)).instances])
         client.delete(kept.study_uid)  # and one deleted by someone else
-    code, out, err = expire(run_cli, local_dicom.url, "--apply", str(plan_file), "--json")
+    code, out, err = expire(run_cli, shared_dicom.url, "--apply", str(plan_file), "--json")
     assert code == EXIT_OK, err
     report = json.loads(out)
     assert "plan again" in report["skipped"][changed.study_uid]
     assert report["skipped"][kept.study_uid] == "not on the service any more"
-    assert exists(local_dicom.url, changed.study_uid)
+    assert exists(shared_dicom.url, changed.study_uid)
 
 
-def test_a_plan_for_another_service_or_retention_is_refused(local_dicom, run_cli, tmp_path, write_stack):
+def test_a_plan_for_another_service_or_retention_is_refused(shared_dicom, run_cli, tmp_path, write_stack):
     import yaml
 
-    store(local_dicom.url, years_ago(9))
+    store(shared_dicom.url, years_ago(9))
     plan_file = tmp_path / "plan.json"
-    assert expire(run_cli, local_dicom.url, "--older-than", "8y", "--plan-out", str(plan_file))[0] == EXIT_OK
+    assert expire(run_cli, shared_dicom.url, "--older-than", "8y", "--plan-out", str(plan_file))[0] == EXIT_OK
     document = yaml.safe_load((STACKS / "Pulumi.local.yaml").read_text())
     document["config"]["hdsctl:dicomServices"][0]["retention"] = {"minimumYears": 9}
     stacks = write_stack("local", document).parent
     code, _, err = run_cli("--stacks-dir", str(stacks), "dicom", "expire", "--stack", "local", "--url",
-                           local_dicom.url, "--apply", str(plan_file))
+                           shared_dicom.url, "--apply", str(plan_file))
     assert code == EXIT_BAD_INPUT and "retention.minimumYears is 9 now, 1 when the plan was made" in err
     with Emulator() as elsewhere:
         code, _, err = expire(run_cli, elsewhere.url, "--apply", str(plan_file))
     assert code == EXIT_BAD_INPUT and "the plan is for radiology of stack local at" in err
-    code, _, err = expire(run_cli, local_dicom.url, "--apply", str(plan_file), "--older-than", "8y")
+    code, _, err = expire(run_cli, shared_dicom.url, "--apply", str(plan_file), "--older-than", "8y")
     assert code == EXIT_BAD_INPUT and "--apply carries out the plan file as it is" in err
 
 
-def test_the_journal_never_overrules_the_service(local_dicom, run_cli, tmp_path):
+def test_the_journal_never_overrules_the_service(shared_dicom, run_cli, tmp_path):
     """Finding 2: a study deleted once, stored again and expired again was 'already gone'."""
-    old = store(local_dicom.url, years_ago(11))
+    old = store(shared_dicom.url, years_ago(11))
     journal = tmp_path / "j.sqlite"
-    assert expire(run_cli, local_dicom.url, "--older-than", "10y", "--yes", "--journal", str(journal))[0] == 0
-    assert not exists(local_dicom.url, old.study_uid)
-    with DicomClient(local_dicom.url) as client:
+    assert expire(run_cli, shared_dicom.url, "--older-than", "10y", "--yes", "--journal", str(journal))[0] == 0
+    assert not exists(shared_dicom.url, old.study_uid)
+    with DicomClient(shared_dicom.url) as client:
         client.store([i.data for i in old.instances])
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "10y", "--yes", "--journal", str(journal),
-                            "--json")
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "10y", "--yes", "--journal",
+                            str(journal), "--json")
     assert code == EXIT_OK, err
-    assert old.study_uid in json.loads(out)["deleted"] and not exists(local_dicom.url, old.study_uid)
+    assert old.study_uid in json.loads(out)["deleted"] and not exists(shared_dicom.url, old.study_uid)
 
 
-def test_yes_deletes_the_list_it_printed_not_a_later_one(local_dicom, run_cli, monkeypatch):
+def test_yes_deletes_the_list_it_printed_not_a_later_one(shared_dicom, run_cli, monkeypatch):
     """Finding 2: --yes listed again after printing and deleted that second list."""
     from hdsctl.dicom import expire as expiry
 
-    first = store(local_dicom.url, years_ago(12))
+    first = store(shared_dicom.url, years_ago(12))
     listed = expiry.find_candidates
     calls = []
 
     def list_then_store(client, journal, cutoff, modality=None):
         found = listed(client, journal, cutoff, modality)
-        calls.append(store(local_dicom.url, years_ago(12)))  # appears after the list was made
+        calls.append(store(shared_dicom.url, years_ago(12)))  # appears after the list was made
         return found
 
     monkeypatch.setattr(expiry, "find_candidates", list_then_store)
-    code, out, err = expire(run_cli, local_dicom.url, "--older-than", "11y", "--yes")
+    code, out, err = expire(run_cli, shared_dicom.url, "--older-than", "11y", "--yes")
     assert code == EXIT_OK, err
     assert first.study_uid in out.split("deleted", 1)[0]  # printed before acting
-    assert len(calls) == 1 and exists(local_dicom.url, calls[0].study_uid)
+    assert len(calls) == 1 and exists(shared_dicom.url, calls[0].study_uid)
     assert f"deleted  {first.study_uid}" in out
 
 
-def test_an_interrupted_delete_is_journaled_as_done_once_the_service_confirms(local_dicom, tmp_path):
+def test_an_interrupted_delete_is_journaled_as_done_once_the_service_confirms(shared_dicom, tmp_path):
     """Finding 2: Ctrl-C while a DELETE was answered left the journal short of a deletion."""
     from hdsctl.dicom import expire as expiry
 
-    old = store(local_dicom.url, years_ago(13))
+    old = store(shared_dicom.url, years_ago(13))
     cutoff = Age(years=12).cutoff(TODAY)
-    with DicomClient(local_dicom.url) as client:
+    with DicomClient(shared_dicom.url) as client:
         journal = ExpiryJournal(tmp_path / "j.sqlite", client.base_url)
         candidates = [c for c in find_candidates(client, journal, cutoff) if c.study == old.study_uid]
         real_delete = client.delete
@@ -331,21 +332,21 @@ def test_an_interrupted_delete_is_journaled_as_done_once_the_service_confirms(lo
         journal.close()
 
 
-def test_the_change_feed_is_read_from_the_checkpoint(local_dicom, run_cli, tmp_path):
+def test_the_change_feed_is_read_from_the_checkpoint(shared_dicom, run_cli, tmp_path):
     """Finding 2: every run read the change feed from the beginning."""
-    store(local_dicom.url, years_ago(3))
+    store(shared_dicom.url, years_ago(3))
     journal = tmp_path / "j.sqlite"
 
     def feed_reads():
-        return [r for r in local_dicom.data_requests("GET") if r.path.endswith("/changefeed")]
+        return [r for r in shared_dicom.data_requests("GET") if r.path.endswith("/changefeed")]
 
-    expire(run_cli, local_dicom.url, "--older-than", "2y", "--journal", str(journal))
+    expire(run_cli, shared_dicom.url, "--older-than", "2y", "--journal", str(journal))
     entries = sqlite3.connect(journal).execute("select count(*) from instances").fetchone()[0]
     assert entries > 0
     before = len(feed_reads())
-    expire(run_cli, local_dicom.url, "--older-than", "2y", "--journal", str(journal))
+    expire(run_cli, shared_dicom.url, "--older-than", "2y", "--journal", str(journal))
     assert len(feed_reads()) - before == 1  # one short page from the checkpoint on
     before = len(feed_reads())
-    expire(run_cli, local_dicom.url, "--older-than", "2y", "--journal", str(journal), "--full")
+    expire(run_cli, shared_dicom.url, "--older-than", "2y", "--journal", str(journal), "--full")
     assert len(feed_reads()) - before >= 2  # read again from the start, then from the checkpoint
     assert sqlite3.connect(journal).execute("select count(*) from instances").fetchone()[0] == entries

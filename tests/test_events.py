@@ -218,9 +218,9 @@ def _wait_for(run_cli, queue_url, predicate, *extra):
         time.sleep(0.2)
 
 
-def test_a_stored_study_is_read_back_as_dicom_image_created_events(local_events, run_cli, monkeypatch):
+def test_a_stored_study_is_read_back_as_dicom_image_created_events(shared_events, run_cli, monkeypatch):
     monkeypatch.chdir(STACKS.parent)
-    emulator, storage = local_events
+    emulator, storage = shared_events
     _tail(run_cli, storage.queue_url, "--consume", "--max", "1000")  # start from an empty queue
     study = _store_study(emulator.url)
     uids = {instance.sop_uid for instance in study.instances}
@@ -244,9 +244,9 @@ def test_a_stored_study_is_read_back_as_dicom_image_created_events(local_events,
     assert _tail(run_cli, storage.queue_url) == []
 
 
-def test_a_deleted_study_is_announced_per_instance(local_events, run_cli, monkeypatch):
+def test_a_deleted_study_is_announced_per_instance(shared_events, run_cli, monkeypatch):
     monkeypatch.chdir(STACKS.parent)
-    emulator, storage = local_events
+    emulator, storage = shared_events
     study = _store_study(emulator.url)
     with DicomClient(emulator.url) as client:
         client.delete(study.study_uid)
@@ -260,11 +260,11 @@ def test_a_deleted_study_is_announced_per_instance(local_events, run_cli, monkey
     _tail(run_cli, storage.queue_url, "--consume", "--max", "1000")
 
 
-def test_dead_letters_are_read_from_the_container(local_events, run_cli, monkeypatch):
+def test_dead_letters_are_read_from_the_container(shared_events, run_cli, monkeypatch):
     from azure.storage.blob import ContainerClient
 
     monkeypatch.chdir(STACKS.parent)
-    _, storage = local_events
+    _, storage = shared_events
     dead = [{"id": "1", "type": "Microsoft.HealthcareApis.DicomImageCreated", "subject": "s",
              "data": {"imageSopInstanceUid": "1.2.3", "sequenceNumber": 9},
              "deadLetterReason": "MaxDeliveryAttemptsExceeded", "deliveryAttempts": 30}]
@@ -287,8 +287,8 @@ def test_tail_names_what_it_cannot_read(run_cli, tmp_path):
     assert code == EXIT_BAD_INPUT and "https" in err and "Traceback" not in err
 
 
-def test_a_queue_that_does_not_exist_is_a_clear_failure(local_events, run_cli, tmp_path):
-    _, storage = local_events
+def test_a_queue_that_does_not_exist_is_a_clear_failure(shared_events, run_cli, tmp_path):
+    _, storage = shared_events
     stacks = _stacks_copy(tmp_path)
     _edit(stacks / "Pulumi.local.yaml", lambda c: c["hdsctl:events"]["destinations"][0]["storageQueue"].update(
         queue="never-made"))

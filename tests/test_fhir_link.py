@@ -27,8 +27,8 @@ def fhir():
 
 
 @pytest.fixture
-def linker(local_dicom, fhir):
-    with DicomClient(local_dicom.url) as dicom, FhirClient(fhir.url) as client:
+def linker(shared_dicom, fhir):
+    with DicomClient(shared_dicom.url) as dicom, FhirClient(fhir.url) as client:
         yield Linker(dicom, client, PATIENT_SYSTEM)
 
 
@@ -50,8 +50,8 @@ def only_study(fhir) -> dict:
     return studies[0]
 
 
-def test_a_new_study_becomes_endpoint_patient_and_imaging_study(local_dicom, fhir, linker):
-    study = store(local_dicom.url)
+def test_a_new_study_becomes_endpoint_patient_and_imaging_study(shared_dicom, fhir, linker):
+    study = store(shared_dicom.url)
     result = linker.link(study.study_uid)
     assert result.action == CREATED and linker.transactions == 1
     imaging = only_study(fhir)
@@ -67,7 +67,7 @@ def test_a_new_study_becomes_endpoint_patient_and_imaging_study(local_dicom, fhi
     assert all(i["sopClass"]["system"] == "urn:ietf:rfc:3986"
                and i["sopClass"]["code"].startswith("urn:oid:1.2.840") for i in instances.values())
     endpoint, = fhir.resources("Endpoint")
-    assert endpoint["address"] == f"{local_dicom.url}/v2"
+    assert endpoint["address"] == f"{shared_dicom.url}/v2"
     assert endpoint["connectionType"]["code"] == "dicom-wado-rs"
     assert imaging["endpoint"] == [{"reference": f"Endpoint/{endpoint['id']}"}]
     patient, = fhir.resources("Patient")
@@ -75,11 +75,11 @@ def test_a_new_study_becomes_endpoint_patient_and_imaging_study(local_dicom, fhi
     assert imaging["subject"]["reference"] == f"Patient/{patient['id']}"
 
 
-def test_a_study_that_gains_a_series_is_updated(local_dicom, fhir, linker):
-    study = store(local_dicom.url)
+def test_a_study_that_gains_a_series_is_updated(shared_dicom, fhir, linker):
+    study = store(shared_dicom.url)
     linker.link(study.study_uid)
     more = more_series(study)
-    store(local_dicom.url, more)
+    store(shared_dicom.url, more)
     result = linker.link(study.study_uid)
     imaging = only_study(fhir)
     assert result.action == UPDATED and imaging["meta"]["versionId"] == "2"
@@ -87,24 +87,24 @@ def test_a_study_that_gains_a_series_is_updated(local_dicom, fhir, linker):
     assert {s["uid"] for s in imaging["series"]} >= {i.series_uid for i in more.instances}
 
 
-def test_a_deleted_instance_leaves_the_study_and_a_deleted_study_leaves_fhir(local_dicom, fhir, linker):
-    study = store(local_dicom.url)
+def test_a_deleted_instance_leaves_the_study_and_a_deleted_study_leaves_fhir(shared_dicom, fhir, linker):
+    study = store(shared_dicom.url)
     linker.link(study.study_uid)
     gone = study.instances[0]
-    with DicomClient(local_dicom.url) as client:
+    with DicomClient(shared_dicom.url) as client:
         client.delete(study.study_uid, gone.series_uid, gone.sop_uid)
     assert linker.link(study.study_uid).action == UPDATED
     imaging = only_study(fhir)
     assert gone.sop_uid not in {i["uid"] for s in imaging["series"] for i in s["instance"]}
     assert imaging["numberOfInstances"] == len(study.instances) - 1
-    with DicomClient(local_dicom.url) as client:
+    with DicomClient(shared_dicom.url) as client:
         client.delete(study.study_uid)
     assert linker.link(study.study_uid).action == DELETED
     assert fhir.resources("ImagingStudy") == []
 
 
-def test_linking_twice_changes_nothing_and_writes_nothing(local_dicom, fhir, linker):
-    study = store(local_dicom.url)
+def test_linking_twice_changes_nothing_and_writes_nothing(shared_dicom, fhir, linker):
+    study = store(shared_dicom.url)
     linker.link(study.study_uid)
     before = (only_study(fhir), linker.transactions, linker.fhir.requests)
     assert linker.link(study.study_uid).action == UNCHANGED
@@ -112,7 +112,7 @@ def test_linking_twice_changes_nothing_and_writes_nothing(local_dicom, fhir, lin
     assert linker.fhir.requests == before[2] + 1  # one search, no transaction
 
 
-def test_a_patient_already_in_fhir_is_reused(local_dicom, fhir, linker):
+def test_a_patient_already_in_fhir_is_reused(shared_dicom, fhir, linker):
     study = synthetic_study(instances_per_series=1, size=16)
     with FhirClient(fhir.url) as client:
         client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [{
@@ -121,17 +121,17 @@ def test_a_patient_already_in_fhir_is_reused(local_dicom, fhir, linker):
                          "name": [{"family": "Registered", "given": ["Already"]}]},
             "request": {"method": "POST", "url": "Patient"}}]})
     existing, = fhir.resources("Patient")
-    store(local_dicom.url, study)
+    store(shared_dicom.url, study)
     linker.link(study.study_uid)
     assert fhir.resources("Patient") == [existing]  # not created again, not overwritten
     assert only_study(fhir)["subject"]["reference"] == f"Patient/{existing['id']}"
 
 
-def test_a_concurrent_update_is_read_again_and_retried(local_dicom, fhir, linker, monkeypatch):
-    study = store(local_dicom.url)
+def test_a_concurrent_update_is_read_again_and_retried(shared_dicom, fhir, linker, monkeypatch):
+    study = store(shared_dicom.url)
     linker.link(study.study_uid)
     more = more_series(study)
-    store(local_dicom.url, more)
+    store(shared_dicom.url, more)
     original = FhirClient.transaction
     interfered = []
 
@@ -152,33 +152,33 @@ def test_a_concurrent_update_is_read_again_and_retried(local_dicom, fhir, linker
     assert 412 in fhir.statuses
 
 
-def test_two_dicom_services_link_into_one_fhir_service_with_an_endpoint_each(local_dicom, fhir, linker):
+def test_two_dicom_services_link_into_one_fhir_service_with_an_endpoint_each(shared_dicom, fhir, linker):
     from hdsctl.emulator.orthanc import OrthancEngine
     from hdsctl.emulator.server import Emulator
 
-    first = store(local_dicom.url)
+    first = store(shared_dicom.url)
     linker.link(first.study_uid)
     with Emulator(engine=OrthancEngine()) as other, DicomClient(other.url) as dicom, \
             FhirClient(fhir.url) as client:
         second = store(other.url)
         Linker(dicom, client, PATIENT_SYSTEM).link(second.study_uid)
         addresses = sorted(e["address"] for e in fhir.resources("Endpoint"))
-        assert addresses == sorted([f"{local_dicom.url}/v2", f"{other.url}/v2"])
+        assert addresses == sorted([f"{shared_dicom.url}/v2", f"{other.url}/v2"])
     by_endpoint = {s["endpoint"][0]["reference"] for s in fhir.resources("ImagingStudy")}
     assert len(by_endpoint) == 2
 
 
-def test_a_study_without_patient_id_is_skipped_with_the_reason(local_dicom, fhir, linker):
-    study = store(local_dicom.url, patient_id="")
+def test_a_study_without_patient_id_is_skipped_with_the_reason(shared_dicom, fhir, linker):
+    study = store(shared_dicom.url, patient_id="")
     result = linker.link(study.study_uid)
     assert result.action == "skipped" and "PatientID" in result.detail
     assert fhir.resources("ImagingStudy") == []
 
 
-def test_a_403_names_the_role(local_dicom, fhir, linker):
+def test_a_403_names_the_role(shared_dicom, fhir, linker):
     from hdsctl.fhir.client import FhirAccessDenied
 
-    study = store(local_dicom.url)
+    study = store(shared_dicom.url)
     fhir.fail_next(403)
     with pytest.raises(FhirAccessDenied, match="FHIR Data Contributor"):
         linker.link(study.study_uid)
@@ -211,8 +211,8 @@ def _link_queue(run_cli, emulator, storage, fhir, *extra):
                    "--url", emulator.url, "--fhir-url", fhir.url, "--queue-url", storage.queue_url, *extra)
 
 
-def test_events_link_their_studies_once_and_leave_the_queue_empty(local_events, fhir, run_cli):
-    emulator, storage = local_events
+def test_events_link_their_studies_once_and_leave_the_queue_empty(shared_events, fhir, run_cli):
+    emulator, storage = shared_events
     _drain(storage)
     studies = [store(emulator.url) for _ in range(2)]
     events = sum(len(s.instances) for s in studies)
@@ -226,10 +226,10 @@ def test_events_link_their_studies_once_and_leave_the_queue_empty(local_events, 
     assert len(fhir.resources("ImagingStudy")) == 2
 
 
-def test_events_out_of_order_and_twice_end_in_the_current_state(local_events, fhir, run_cli):
+def test_events_out_of_order_and_twice_end_in_the_current_state(shared_events, fhir, run_cli):
     from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
-    emulator, storage = local_events
+    emulator, storage = shared_events
     _drain(storage)
     study = store(emulator.url)
     _wait_for_events(storage, len(study.instances))
@@ -254,8 +254,8 @@ def test_events_out_of_order_and_twice_end_in_the_current_state(local_events, fh
     assert _queued(storage) == 0
 
 
-def test_a_fhir_5xx_leaves_the_messages_on_the_queue(local_events, fhir, run_cli):
-    emulator, storage = local_events
+def test_a_fhir_5xx_leaves_the_messages_on_the_queue(shared_events, fhir, run_cli):
+    emulator, storage = shared_events
     _drain(storage)
     study = store(emulator.url)
     _wait_for_events(storage, len(study.instances))
@@ -269,10 +269,10 @@ def test_a_fhir_5xx_leaves_the_messages_on_the_queue(local_events, fhir, run_cli
     assert _queued(storage) == 0 and len(fhir.resources("ImagingStudy")) == 1
 
 
-def test_what_is_not_an_event_of_this_service_goes_to_the_poison_queue(local_events, fhir, run_cli):
+def test_what_is_not_an_event_of_this_service_goes_to_the_poison_queue(shared_events, fhir, run_cli):
     from azure.storage.queue import QueueClient
 
-    emulator, storage = local_events
+    emulator, storage = shared_events
     _drain(storage)
     other = {"type": "Microsoft.HealthcareApis.DicomImageCreated",
              "data": {"imageStudyInstanceUid": "1.2.3",
@@ -290,9 +290,9 @@ def test_what_is_not_an_event_of_this_service_goes_to_the_poison_queue(local_eve
     assert any("not an event" in r for r in reasons) and _queued(storage) == 0
 
 
-def test_link_by_study_from_the_cli(local_dicom, fhir, run_cli):
-    study = store(local_dicom.url)
-    args = ("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--url", local_dicom.url,
+def test_link_by_study_from_the_cli(shared_dicom, fhir, run_cli):
+    study = store(shared_dicom.url)
+    args = ("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--url", shared_dicom.url,
             "--fhir-url", fhir.url, "--study", study.study_uid)
     code, out, err = run_cli(*args, "--dry-run")
     assert code == EXIT_OK and "created" in out and fhir.resources("ImagingStudy") == []
@@ -310,20 +310,20 @@ def test_a_service_without_fhir_link_is_bad_input(run_cli, write_stack, dev_docu
     assert code == EXIT_BAD_INPUT and "has no fhirLink" in err
 
 
-def test_since_links_the_studies_the_change_feed_names(local_dicom, fhir, run_cli):
+def test_since_links_the_studies_the_change_feed_names(shared_dicom, fhir, run_cli):
     import datetime
 
     # From now: the session's service also holds what earlier tests stored
     since = datetime.datetime.now(datetime.UTC).isoformat()
-    studies = [store(local_dicom.url) for _ in range(2)]
-    with DicomClient(local_dicom.url) as client:
+    studies = [store(shared_dicom.url) for _ in range(2)]
+    with DicomClient(shared_dicom.url) as client:
         client.delete(studies[1].study_uid)
         feed = list(client.change_feed(since, page_limit=2))  # paged by 2, read to the end
     assert [e["Sequence"] for e in feed] == sorted(e["Sequence"] for e in feed)
     assert {e["StudyInstanceUid"] for e in feed} >= {s.study_uid for s in studies}
     assert {e["Action"] for e in feed} == {"Create", "Delete"}
     code, out, err = run_cli("--stacks-dir", str(STACKS), "fhir", "link", "--stack", "local", "--url",
-                             local_dicom.url, "--fhir-url", fhir.url, "--since", since, "--json")
+                             shared_dicom.url, "--fhir-url", fhir.url, "--since", since, "--json")
     assert code == EXIT_OK, out + err
     actions = {r["study"]: r["action"] for r in json.loads(out)["results"]}
     assert actions[studies[0].study_uid] == CREATED and actions[studies[1].study_uid] == "absent"
@@ -337,10 +337,10 @@ def test_since_refuses_what_is_not_a_time(run_cli, capsys):
     assert ended.value.code == EXIT_BAD_INPUT and "ISO 8601" in capsys.readouterr().err
 
 
-def test_a_message_failing_max_tries_times_goes_to_the_poison_queue(local_events, fhir, run_cli):
+def test_a_message_failing_max_tries_times_goes_to_the_poison_queue(shared_events, fhir, run_cli):
     from azure.storage.queue import QueueClient
 
-    emulator, storage = local_events
+    emulator, storage = shared_events
     _drain(storage)
     study = store(emulator.url, synthetic_study(instances_per_series=1, frames=1, size=16))
     _wait_for_events(storage, len(study.instances))
@@ -358,15 +358,15 @@ def test_a_message_failing_max_tries_times_goes_to_the_poison_queue(local_events
     fhir._failures.clear()
 
 
-def test_an_imaging_study_this_linker_did_not_make_is_never_deleted(local_dicom, fhir, linker):
-    study = store(local_dicom.url)
+def test_an_imaging_study_this_linker_did_not_make_is_never_deleted(shared_dicom, fhir, linker):
+    study = store(shared_dicom.url)
     linker.link(study.study_uid)
     theirs = only_study(fhir)
     theirs["meta"] = {}  # as another system wrote it: without the linker's tag
     with FhirClient(fhir.url) as client:
         client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"resource": theirs, "request": {"method": "PUT", "url": f"ImagingStudy/{theirs['id']}"}}]})
-    with DicomClient(local_dicom.url) as client:
+    with DicomClient(shared_dicom.url) as client:
         client.delete(study.study_uid)
     result = linker.link(study.study_uid)
     assert result.action == "skipped" and "not made by this linker" in result.detail
@@ -421,8 +421,8 @@ def _follow(emulator, storage, fhir, *, until: str, max_tries: int, budget: floa
     return lines, poisoned
 
 
-def test_following_the_queue_retries_a_failed_study_when_it_reappears(local_events, fhir):
-    emulator, storage = local_events
+def test_following_the_queue_retries_a_failed_study_when_it_reappears(shared_events, fhir):
+    emulator, storage = shared_events
     _drain(storage)
     study = store(emulator.url)
     _wait_for_events(storage, len(study.instances))
@@ -432,10 +432,10 @@ def test_following_the_queue_retries_a_failed_study_when_it_reappears(local_even
     assert len(fhir.resources("ImagingStudy")) == 1 and _queued(storage) == 0 and not poisoned
 
 
-def test_following_the_queue_waits_out_throttling_past_many_request_timeouts(local_events, fhir):
+def test_following_the_queue_waits_out_throttling_past_many_request_timeouts(shared_events, fhir):
     """Issue 20, finding 11: throttling that outlasts the per-request budget several times over is
     waited out: the events are neither failed nor poisoned, even with --max-tries 1."""
-    emulator, storage = local_events
+    emulator, storage = shared_events
     _drain(storage)
     study = store(emulator.url)
     _wait_for_events(storage, len(study.instances))
@@ -455,14 +455,14 @@ def test_a_fhir_url_the_token_must_not_reach_is_refused_by_validate(run_cli, wri
     assert code == EXIT_BAD_INPUT and "hdsctl:fhirServices[0].url" in out + err and "plain http" in out + err
 
 
-def test_malformed_and_oversized_messages_are_poisoned_and_never_block_the_batch(local_events, fhir,
+def test_malformed_and_oversized_messages_are_poisoned_and_never_block_the_batch(shared_events, fhir,
                                                                                  run_cli):
     """Finding 10: data as a string or list, or fields of the wrong type, crashed the run with a
     traceback; a 64 KiB message could not be copied to the poison queue and stopped the run;
     Finding 8: a study UID with a path in it made a second ImagingStudy."""
     from azure.storage.queue import QueueClient
 
-    emulator, storage = local_events
+    emulator, storage = shared_events
     _drain(storage)
     host = emulator.url.split("://", 1)[1]
     study = store(emulator.url)

@@ -203,18 +203,18 @@ def _template(path: str) -> str:
     return "/".join(out)
 
 
-def test_data_plane_requests_and_answers_follow_the_document(run_cli, write_stack, local_dicom):
+def test_data_plane_requests_and_answers_follow_the_document(run_cli, write_stack, shared_dicom):
     """A whole smoke check against the local service: every route the client used is in
     Microsoft's document with that method, and every status the local service answered is
     one the document declares for it."""
     from conftest import STACKS, load_yaml
 
     stack = write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
-    start = len(local_dicom.requests)
+    start = len(shared_dicom.requests)
     code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "smoke", "--stack", "local",
-                           "--url", local_dicom.url)
+                           "--url", shared_dicom.url)
     assert code == 0, err
-    seen = [r for r in local_dicom.requests[start:] if not r.path.startswith("/_emulator")]
+    seen = [r for r in shared_dicom.requests[start:] if not r.path.startswith("/_emulator")]
     routes = {(r.method, _template(r.path)) for r in seen}
     instance = "/v2/studies/{studyInstanceUid}/series/{seriesInstanceUid}/instances/{sopInstanceUid}"
     assert {("POST", "/v2/studies/{studyInstanceUid}"), ("GET", "/v2/studies"), ("GET", f"{instance}/rendered"),

@@ -17,11 +17,11 @@ SITE = ROOT / "tools" / "dicomweb-client" / "site"
 SCRIPT = Path(__file__).resolve().parent / "support" / "dicomweb_client_run.py"
 
 
-def test_dicomweb_client_stores_finds_returns_and_deletes(local_dicom):
+def test_dicomweb_client_stores_finds_returns_and_deletes(shared_dicom):
     if not (SITE / "dicomweb_client").is_dir():
         pytest.skip("needs dicomweb-client in tools/dicomweb-client/site (scripts/bootstrap installs it)")
-    run = subprocess.run([sys.executable, str(SCRIPT), f"{local_dicom.url}/v2"], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(SITE)})
+    run = subprocess.run([sys.executable, str(SCRIPT), f"{shared_dicom.url}/v2"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(SITE)})
     assert run.returncode == 0, run.stderr[-3000:]
     seen = json.loads(run.stdout)
     assert sorted(seen["stored"]) == sorted(seen["sent"]) and not seen["failed"]

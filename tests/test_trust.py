@@ -92,12 +92,12 @@ def test_a_storage_redirect_to_another_host_is_not_followed():
 
 
 @pytest.mark.parametrize("uid", ["1.2/series/3.4", "1.2?x=1", "../../x", "", "1." * 40, "1.2 3"])
-def test_a_uid_that_is_not_one_never_reaches_a_url(uid, local_dicom):
+def test_a_uid_that_is_not_one_never_reaches_a_url(uid, shared_dicom):
     """Finding 8: UIDs from events and the service went into URLs unescaped."""
-    before = len(local_dicom.requests)
-    with DicomClient(local_dicom.url) as client, pytest.raises(errors.InvalidUid, match="not a DICOM UID"):
+    before = len(shared_dicom.requests)
+    with DicomClient(shared_dicom.url) as client, pytest.raises(errors.InvalidUid, match="not a DICOM UID"):
         client.retrieve_metadata(uid)
-    assert len(local_dicom.requests) == before
+    assert len(shared_dicom.requests) == before
 
 
 def test_a_storage_token_goes_only_to_storage_hosts(run_cli):
@@ -110,11 +110,11 @@ def test_a_storage_token_goes_only_to_storage_hosts(run_cli):
 
 @pytest.mark.parametrize("path", ["/v2/studies/../../system", "/v2/studies/1.2/../../../tools/log-level",
                                   "/v2/studies/1.2/series/3.4/instances/5.6/file", "/v2/studies/%2e%2e/x"])
-def test_the_local_service_forwards_only_dicomweb_routes(path, local_dicom):
+def test_the_local_service_forwards_only_dicomweb_routes(path, shared_dicom):
     """Finding 9: the local front forwarded `/v2/studies/../../x` to Orthanc's own REST API."""
     import http.client
 
-    host, port = local_dicom.url.split("://")[1].split(":")
+    host, port = shared_dicom.url.split("://")[1].split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     connection.request("GET", path)
     answer = connection.getresponse()
