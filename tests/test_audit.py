@@ -16,9 +16,9 @@ from hdsctl.environment.access import (
     bindings_by_scope,
     event_bindings,
     event_grants,
+    program_bindings,
+    program_grants,
     scopes,
-    storage_writer_binding,
-    storage_writers,
 )
 from hdsctl.environment.load import load_environment
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -70,9 +70,10 @@ def seed_declared(state, env, skip=(), topic=True, writer=True):
         declared.update(event_bindings(env, SUB, TOPIC_PRINCIPAL))
     if writer:
         state.resources[WRITER.lower()] = {"id": WRITER, "properties": {"principalId": WRITER_PRINCIPAL}}
-        for found in storage_writers(env, SUB):
-            by_name[found.scope.name] = found.scope
-            declared[found.scope.name] = [storage_writer_binding(found, WRITER_PRINCIPAL)]
+        for owner in program_grants(env, SUB):
+            by_name.update({scope.name: scope for scope, _ in owner.grants})
+            for scope_name, bindings in program_bindings(owner, WRITER_PRINCIPAL).items():
+                declared.setdefault(scope_name, []).extend(bindings)
     for scope_name, bindings in declared.items():
         for number, binding in enumerate(bindings):
             if (scope_name, binding.alias, binding.role.name) in skip:
@@ -187,6 +188,34 @@ def test_an_undeployed_data_lake_writer_is_a_finding(audit, arm, prod_env):
     missing, = [f for f in json.loads(out)["findings"] if f["category"] == "missing"]
     assert missing["scope_id"] == WRITER and "pulumi up --stack prod" in missing["fix"]
     assert missing["role"] == "Data Lake writer identity"
+
+
+def test_storage_indexing_grants_are_audited(audit, arm):
+    """The Data Lake's event topic and the service's queue grants, as the program makes them."""
+    env = load_environment(STACKS / "Pulumi.staging.yaml")
+    sub = env.spec.subscription_id
+    owners = {owner.identity_kind: owner for owner in program_grants(env, sub)}
+    topic = owners["system topic"]
+    arm.resources[topic.identity_id.lower()] = {"id": topic.identity_id, "identity": {
+        "type": "SystemAssigned", "principalId": TOPIC_PRINCIPAL}}
+    writer = owners["user-assigned identity"]
+    arm.resources[writer.identity_id.lower()] = {"id": writer.identity_id,
+                                                 "properties": {"principalId": WRITER_PRINCIPAL}}
+    principals = {"system topic": TOPIC_PRINCIPAL, "user-assigned identity": WRITER_PRINCIPAL}
+    for kind, owner in owners.items():
+        for number, (scope, role) in enumerate(owner.grants):
+            if (kind, role.name) != ("system topic", "Storage Queue Data Message Sender"):  # one left out
+                arm.assign(scope.id, role.guid, principals[kind], "ServicePrincipal", sub, f"{kind}-{number}")
+    code, out, _ = audit("--format", "json", stack="staging")
+    findings = json.loads(out)["findings"]
+    by = {(f["category"], f["scope"], f["role"], f["principal_id"]) for f in findings}
+    assert ("ok", "indexing:radiology:queue", "Storage Queue Data Contributor", WRITER_PRINCIPAL) in by
+    assert ("ok", "indexing:radiology:poison", "Storage Queue Data Contributor", WRITER_PRINCIPAL) in by
+    assert ("ok", "indexing:radiology:dead-letters", "Storage Blob Data Contributor", TOPIC_PRINCIPAL) in by
+    assert ("missing", "indexing:radiology:queue", "Storage Queue Data Message Sender", TOPIC_PRINCIPAL) in by
+    missing = next(f for f in findings if f["category"] == "missing" and f["principal_id"] == TOPIC_PRINCIPAL)
+    assert "hdsctl:dicomServices[0].storage.indexing of stacks/Pulumi.staging.yaml" in missing["fix"]
+    assert code == EXIT_FAILED
 
 
 def test_inherited_assignments_only_when_asked(audit, arm, prod_env):

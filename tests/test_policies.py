@@ -163,7 +163,8 @@ def test_fhir_audience_must_be_its_url_or_an_application_id_uri(prod_plan):
 
 
 # Rules whose failing case needs a plan prod does not make (prod's Data Lake is an existing account).
-FAILING_CASE_ELSEWHERE = {"hds-dicom-lifecycle-safe": "tests/test_dicom_storage.py"}
+FAILING_CASE_ELSEWHERE = {"hds-dicom-lifecycle-safe": "tests/test_dicom_storage.py",
+                          "hds-storage-indexing-safe": "tests/test_storage_indexing.py"}
 
 
 def test_every_rule_has_a_failing_case():

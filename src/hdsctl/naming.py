@@ -86,13 +86,38 @@ def user_assigned_identity_id(subscription_id: str, resource_group: str, name: s
             f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
 
 
+# Storage indexing: the account's Blob events, filtered to one service's folder, minus its own writes.
+STORAGE_SYSTEM_TOPIC_TYPE = "Microsoft.Storage.StorageAccounts"
+BLOB_EVENT_TYPES = ("Microsoft.Storage.BlobCreated", "Microsoft.Storage.BlobDeleted")
+
+
+def indexing_subject_prefix(file_system: str, workspace: str, service: str,
+                            partition: str | None = None) -> str:
+    """What the Blob event subject of a file the service should index starts with."""
+    folder = dicom_storage_folder(workspace, service) + (f"{partition}/" if partition else "")
+    return f"/blobServices/default/containers/{file_system}/blobs/{folder}"
+
+
+def dicom_own_writes_tag(workspace: str, service: str) -> str:
+    """The clientRequestId prefix of the service's own Storage writes (Microsoft documents it)."""
+    return f"tag:{host_of(dicom_url(workspace, service))},"
+
+
+def storage_system_topic_name(account: str) -> str:
+    return f"{account}-blob-events"
+
+
 def system_topic_name(workspace: str) -> str:
     return f"{workspace}-events"
 
 
 def system_topic_id(subscription_id: str, resource_group: str, workspace: str) -> str:
+    return system_topic_id_named(subscription_id, resource_group, system_topic_name(workspace))
+
+
+def system_topic_id_named(subscription_id: str, resource_group: str, name: str) -> str:
     return (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
-            f"/providers/Microsoft.EventGrid/systemTopics/{system_topic_name(workspace)}")
+            f"/providers/Microsoft.EventGrid/systemTopics/{name}")
 
 
 def storage_account_id(subscription_id: str, resource_group: str, account: str) -> str:

@@ -47,6 +47,9 @@ BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
                 frozenset({STORAGE_QUEUE}), declarable=False),
     BuiltinRole("Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
                 frozenset({BLOB_CONTAINER, STORAGE_ACCOUNT}), declarable=False),
+    # Storage indexing: the DICOM service dequeues Blob events and re-queues what it breaks down.
+    BuiltinRole("Storage Queue Data Contributor", "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+                frozenset({STORAGE_QUEUE}), declarable=False),
     BuiltinRole("Azure Service Bus Data Sender", "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
                 frozenset({SERVICE_BUS_QUEUE}), declarable=False),
     BuiltinRole("Azure Event Hubs Data Sender", "2b629674-e913-4c01-ae53-ef4638d8f975",

@@ -42,13 +42,14 @@ def add_arguments(commands) -> None:
 def run_roles(args) -> int:
     from hdsctl.audit import arm, compare, graph, report
     from hdsctl.environment.access import (
+        USER_ASSIGNED,
         Scope,
         bindings_by_scope,
         event_bindings,
         event_grants,
+        program_bindings,
+        program_grants,
         scopes,
-        storage_writer_binding,
-        storage_writers,
         system_topic_id,
     )
     from hdsctl.environment.load import load_environment, stack_file_path
@@ -73,14 +74,16 @@ def run_roles(args) -> int:
         undeployed = []  # (where, what): identities whose grants cannot be read yet
         if topic_id and not topic_principal:
             undeployed.append((Scope("events", "event topic", topic_id), "Event Grid system topic identity"))
-        for writer in storage_writers(env, subscription):
-            principal = arm.user_assigned_identity_principal(client, writer.identity_id)
+        for owner in program_grants(env, subscription):
+            read = (arm.user_assigned_identity_principal if owner.identity_kind == USER_ASSIGNED
+                    else arm.system_topic_principal)
+            principal = read(client, owner.identity_id)
             if principal:
-                audited.append(writer.scope)
-                declared[writer.scope.name] = [storage_writer_binding(writer, principal)]
+                audited += [scope for scope, _ in owner.grants if scope not in audited]
+                for scope_name, bindings in program_bindings(owner, principal).items():
+                    declared.setdefault(scope_name, []).extend(bindings)
             else:
-                undeployed.append((Scope(writer.scope.name, "Data Lake identity", writer.identity_id),
-                                   "Data Lake writer identity"))
+                undeployed.append((Scope(owner.alias, owner.identity_kind, owner.identity_id), owner.what))
         actual = arm.read_assignments(client, audited)
         definitions = {a.role_definition_id for found in actual.values() for a in found}
         role_info = arm.resolve_roles(client, definitions)

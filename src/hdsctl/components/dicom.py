@@ -37,6 +37,7 @@ class DicomServiceComponent(pulumi.ComponentResource):
         workspace_grants: list[pulumi.Resource],
         after: list[pulumi.Resource] = (),
         data_lake=None,
+        arm_endpoint: str = "https://management.azure.com",
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
@@ -70,6 +71,15 @@ class DicomServiceComponent(pulumi.ComponentResource):
         )
         self.id = self.service.id
         self.url = pulumi.Output.from_input(data_url)
+        if data_lake is not None and data_lake.indexing is not None:
+            from hdsctl.components.storage_indexing_config import StorageIndexingQueue
+
+            StorageIndexingQueue(
+                f"{spec.name}-storage-indexing", subscription_id=placement.subscription_id,
+                resource_group_name=placement.resource_group_name, workspace_name=placement.workspace,
+                service_name=spec.name, queue=storage.indexing.queue, arm_endpoint=arm_endpoint,
+                service_etag=self.service.etag,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service, *data_lake.indexing.ready]))
         interfaces = attach_interfaces(self, spec.name, self.service, DICOM_LOG_CATEGORIES, placement, bindings)
         self.principal_id = interfaces.principal_id
         if spec.extended_query_tags:

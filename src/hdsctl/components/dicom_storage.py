@@ -72,6 +72,7 @@ class DicomDataLake(pulumi.ComponentResource):
         self.writer = grant(self, f"{label}-writer", self.account_id, self.identity.principal_id,
                             "ServicePrincipal", roles.role_by_name(STORAGE_WRITER_ROLE),
                             placement.subscription_id, "the DICOM service writes its files")
+        self.indexing = self._indexing(label, spec, account_name, workspace_name, service_name, placement)
         if spec.create and spec.tiering is not None:
             self._tiering(label, spec, workspace_name, service_name, placement)
         if spec.create and private and private_networking is not None:
@@ -80,8 +81,25 @@ class DicomDataLake(pulumi.ComponentResource):
 
     @property
     def ready(self) -> list[pulumi.Resource]:
-        """What the service waits for: the grant, and the file system when it is made here."""
-        return [self.writer, *([self.file_system] if self.file_system is not None else [])]
+        """What the service waits for: the grant, the file system when it is made here, and the
+        indexing subscriptions (Event Grid does not backfill)."""
+        return [self.writer, *([self.file_system] if self.file_system is not None else []),
+                *(self.indexing.ready if self.indexing is not None else [])]
+
+    def _indexing(self, label: str, spec: DicomStorage, account_name: str, workspace_name: str,
+                  service_name: str, placement: Placement):
+        if spec.indexing is None:
+            return None
+        from hdsctl.components.storage_indexing import StorageIndexingEvents
+
+        existing = spec.storage_account_id
+        return StorageIndexingEvents(
+            label, spec.indexing, account_id=self.account_id,
+            account_name=self.account.name if spec.create else naming.arm_name(existing),
+            account_resource_group=placement.resource_group_name if spec.create else existing.split("/")[4],
+            file_system=spec.file_system_name, workspace_name=workspace_name, service_name=service_name,
+            reader_principal_id=self.identity.principal_id, placement=placement,
+            opts=pulumi.ResourceOptions(parent=self))
 
     def _account(self, label: str, spec: DicomStorage, account_name: str, placement: Placement,
                  private: bool) -> None:

@@ -79,7 +79,8 @@ class ImagingEnvironment(pulumi.ComponentResource):
                 service, placement=placement, data_url=env.dicom_url(service.name),
                 bindings=bindings.get(service.name, []), trusted_hosts=tuple(spec.trusted_hosts),
                 workspace_grants=self.workspace.role_assignments, after=after_events,
-                data_lake=self._data_lake(env, service, placement), opts=child,
+                data_lake=self._data_lake(env, service, placement), arm_endpoint=spec.arm_endpoint,
+                opts=child,
             )
             for service in spec.dicom_services
         }

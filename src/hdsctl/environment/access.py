@@ -112,38 +112,68 @@ def event_bindings(env, subscription_id: str, topic_principal_id: str) -> dict[s
             for scope, role in event_grants(env, subscription_id)}
 
 
+USER_ASSIGNED, SYSTEM_TOPIC = "user-assigned identity", "system topic"
+
+
 @dataclass(frozen=True)
-class StorageWriter:
-    """A DICOM service's Data Lake grant: the user-assigned identity the service writes with,
-    granted on the account by the program (not declared in hdsctl:roleAssignments)."""
+class ProgramGrants:
+    """Grants the program makes to a managed identity it creates, not declared in
+    hdsctl:roleAssignments: audited once the identity's object id can be read."""
 
-    scope: Scope
-    identity_id: str
-    service: str
+    alias: str
+    identity_id: str  # the user-assigned identity, or the system topic whose identity it is
+    identity_kind: str  # USER_ASSIGNED or SYSTEM_TOPIC
+    what: str  # how a report names the identity while it does not exist
     declared_at: str
-
-    @property
-    def alias(self) -> str:
-        return f"{self.service}-storage-writer"
+    grants: tuple[tuple[Scope, roles.BuiltinRole], ...]
 
 
-def storage_writers(env, subscription_id: str) -> list[StorageWriter]:
-    """One per DICOM service with a Data Lake, new or existing account."""
-    writers = []
+def program_grants(env, subscription_id: str) -> list[ProgramGrants]:
+    """Per DICOM service with a Data Lake: its writer identity (Blob Data Contributor on the
+    account; with indexing also Queue Data Contributor on both queues) and, with indexing, the
+    account's system topic (Message Sender on the queue, Blob Data Contributor on its dead letters)."""
+    found = []
     for index, service in enumerate(env.spec.dicom_services):
         if service.storage is None:
             continue
         account_id = service.storage.storage_account_id or naming.storage_account_id(
             subscription_id, env.resource_group_name, env.dicom_storage_account_name(service))
+        at = f"hdsctl:dicomServices[{index}].storage"
+        writes = [(Scope(f"storage:{service.name}", roles.STORAGE_ACCOUNT, account_id),
+                   roles.role_by_name(STORAGE_WRITER_ROLE))]
+        topic = None
+        if service.storage.indexing is not None:
+            queue_grants, topic = _indexing_grants(service.name, service.storage.indexing, account_id,
+                                                   subscription_id, f"{at}.indexing")
+            writes += queue_grants
         identity_id = naming.user_assigned_identity_id(
             subscription_id, env.resource_group_name,
             naming.dicom_storage_identity_name(env.workspace_name, service.name))
-        writers.append(StorageWriter(Scope(f"storage:{service.name}", roles.STORAGE_ACCOUNT, account_id),
-                                     identity_id, service.name, f"hdsctl:dicomServices[{index}].storage"))
-    return writers
+        found.append(ProgramGrants(f"{service.name}-storage-writer", identity_id, USER_ASSIGNED,
+                                   "Data Lake writer identity", at, tuple(writes)))
+        found += [topic] if topic else []
+    return found
 
 
-def storage_writer_binding(writer: StorageWriter, principal_id: str) -> Binding:
-    """The writer's grant as a binding, once its identity's object id is known."""
-    return Binding(roles.role_by_name(STORAGE_WRITER_ROLE), writer.alias,
-                   Principal(object_id=principal_id, type="ServicePrincipal"), declared_at=writer.declared_at)
+def _indexing_grants(service: str, indexing, account_id: str, subscription_id: str, at: str):
+    """The writer identity's grants on both queues, and the account topic's grants."""
+    queues = [Scope(f"indexing:{service}:{kind}", roles.STORAGE_QUEUE, naming.queue_id(account_id, name))
+              for kind, name in (("queue", indexing.queue), ("poison", f"{indexing.queue}-poison"))]
+    delivers = [(queues[0], roles.sender_role(roles.STORAGE_QUEUE))]
+    if indexing.dead_letter is not None:
+        delivers.append((Scope(f"indexing:{service}:dead-letters", roles.BLOB_CONTAINER,
+                               naming.container_id(account_id, indexing.dead_letter.container)),
+                         roles.sender_role(roles.BLOB_CONTAINER)))
+    account_group, account = account_id.split("/")[4], naming.arm_name(account_id)
+    topic_id = indexing.system_topic_id or naming.system_topic_id_named(
+        subscription_id, account_group, naming.storage_system_topic_name(account))
+    topic = ProgramGrants(f"{service}-indexing-topic", topic_id, SYSTEM_TOPIC, "Data Lake event topic identity",
+                          at, tuple(delivers))
+    return [(queue, roles.role_by_name("Storage Queue Data Contributor")) for queue in queues], topic
+
+
+def program_bindings(owner: ProgramGrants, principal_id: str) -> dict[str, list[Binding]]:
+    """The grants as bindings, once the identity's object id is known."""
+    principal = Principal(object_id=principal_id, type="ServicePrincipal")
+    return {scope.name: [Binding(role, owner.alias, principal, declared_at=owner.declared_at)]
+            for scope, role in owner.grants}

@@ -23,6 +23,25 @@ def check_references(spec: EnvironmentSpec) -> list[SpecProblem]:
     problems += _data_plane_urls(spec)
     problems += _events(spec)
     problems += _fhir_links(spec)
+    problems += _storage_indexing(spec)
+    return problems
+
+
+def _storage_indexing(spec: EnvironmentSpec) -> list[SpecProblem]:
+    """Partitions an indexing subscription covers exist only on a service with data partitions."""
+    problems = []
+    for index, service in enumerate(spec.dicom_services):
+        indexing = service.storage.indexing if service.storage else None
+        if indexing is None:
+            continue
+        at = f"hdsctl:dicomServices[{index}].storage.indexing"
+        if indexing.partitions and not service.data_partitions:
+            problems.append(SpecProblem(
+                f"{at}.partitions", f"{service.name} has no data partitions (dataPartitions: false): index "
+                                    "its whole folder (no partitions), or create the service with "
+                                    "dataPartitions: true"))
+        problems += [SpecProblem(f"{at}.partitions[{number}]", f"partition {name!r} is listed twice")
+                     for number, name in enumerate(indexing.partitions) if name in indexing.partitions[:number]]
     return problems
 
 

@@ -5,11 +5,31 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     Field,
     model_validator,
 )
 
-from hdsctl.environment.fields import Model, StorageAccountId, StorageAccountName
+from hdsctl.environment.fields import (
+    Model,
+    StorageAccountId,
+    StorageAccountName,
+    StorageChildName,
+    SystemTopicId,
+)
+
+
+# A Storage queue name (3-63 lowercase letters, digits and single hyphens), short enough that
+# `<queue>-poison`, where the service puts what it failed to index, is one too.
+def _single_hyphens(name: str) -> str:
+    if "--" in name:
+        raise ValueError(f"{name!r}: a Storage queue name has no two hyphens in a row")
+    return name
+
+
+IndexingQueueName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,54}[a-z0-9]$"),
+                              AfterValidator(_single_hyphens)]
+PartitionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 
 class StorageTiering(Model):
@@ -38,6 +58,25 @@ class StorageTiering(Model):
         return self
 
 
+class IndexingDeadLetter(Model):
+    """Where Event Grid writes Blob events it could not deliver to the queue (same account)."""
+
+    container: StorageChildName
+
+
+class StorageIndexing(Model):
+    """Storage indexing (preview): the service indexes DICOM files written straight into its file
+    system, from the account's Blob events that an Event Grid system topic on the account
+    delivers to a queue in the same account."""
+
+    queue: IndexingQueueName = "storage-events"
+    # Only these data partitions' folders (the service needs dataPartitions); none: all of it.
+    partitions: list[PartitionName] = Field(default_factory=list)
+    dead_letter: IndexingDeadLetter | None = None
+    # An account has one system topic: one made outside hdsctl is adopted by its id.
+    system_topic_id: SystemTopicId | None = None
+
+
 class DicomStorage(Model):
     """The service's files in the hospital's own Data Lake (ADLS Gen2): an existing account by
     id, or one hdsctl creates with the service (`create: true`)."""
@@ -48,6 +87,7 @@ class DicomStorage(Model):
     storage_account_id: StorageAccountId | None = None
     file_system_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")] = "dicom"
     tiering: StorageTiering | None = None
+    indexing: StorageIndexing | None = None
 
     @model_validator(mode="after")
     def _new_or_existing(self):

@@ -310,8 +310,13 @@ def _subscription_label(args: ResourceValidationArgs) -> str:
     return f"event subscription '{_get(args.props, 'eventSubscriptionName') or args.name}'"
 
 
+def _indexes_storage(props) -> bool:
+    """A storage-indexing subscription: Blob events (hds-storage-indexing-safe judges those)."""
+    return any(t in naming.BLOB_EVENT_TYPES for t in _get(props, "filter", "includedEventTypes") or [])
+
+
 def _events_dead_letter(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != EVENT_SUBSCRIPTION:
+    if args.resource_type != EVENT_SUBSCRIPTION or _indexes_storage(args.props):
         return
     if not (_get(args.props, "deadLetterWithResourceIdentity", "deadLetterDestination")
             or _get(args.props, "deadLetterDestination")):
@@ -354,6 +359,33 @@ def _events_dicom_filtered(args: StackValidationArgs, report: ReportViolation) -
             report(f"event subscription '{name}' takes DICOM events from services outside this environment "
                    f"(subject filter: {', '.join(prefixes) or 'none'}). Let hdsctl derive the filter: list "
                    "this environment's services under its services key, or leave it empty for all of them.",
+                   subscription.urn)
+
+
+OWN_WRITES_FILTER = ("data.clientRequestId", "StringNotBeginsWith")
+
+
+def _storage_indexing_safe(args: StackValidationArgs, report: ReportViolation) -> None:
+    """An indexing subscription never hands the service its own writes back (they would be indexed
+    twice) and keeps what it cannot deliver (an undelivered file is never indexed)."""
+    own_writes = {naming.dicom_own_writes_tag(_get(service.props, "workspaceName"),
+                                              _get(service.props, "dicomServiceName"))
+                  for service in _of_type(args.resources, DICOM)}
+    for subscription in _of_type(args.resources, EVENT_SUBSCRIPTION):
+        if not _indexes_storage(subscription.props):
+            continue
+        name = _get(subscription.props, "eventSubscriptionName") or subscription.name
+        excluded = {value for f in (_get(subscription.props, "filter", "advancedFilters") or [])
+                    if (_get(f, "key"), _get(f, "operatorType")) == OWN_WRITES_FILTER
+                    for value in (_get(f, "values") or [])}
+        if not excluded & own_writes:
+            report(f"storage-indexing subscription '{name}' does not leave out the DICOM service's own writes "
+                   "(StringNotBeginsWith on data.clientRequestId 'tag:<workspace>-<service>.dicom."
+                   "azurehealthcareapis.com,'): declare indexing under the service's storage and let hdsctl "
+                   "make the subscription.", subscription.urn)
+        if not _get(subscription.props, "deadLetterWithResourceIdentity", "deadLetterDestination"):
+            report(f"storage-indexing subscription '{name}' drops the Blob events it cannot deliver, and the "
+                   "files they name are never indexed. Add storage.indexing.deadLetter: {container: ...}.",
                    subscription.urn)
 
 
@@ -441,6 +473,8 @@ POLICIES = [
               _events_managed_identity),
     _stack("hds-events-dicom-filtered", "DICOM event subscriptions take events of this environment's "
            "services only.", _events_dicom_filtered),
+    _stack("hds-storage-indexing-safe", "Storage-indexing subscriptions leave out the service's own writes "
+           "and dead-letter what they cannot deliver.", _storage_indexing_safe),
     _resource("hds-storage-no-shared-key", "Storage accounts accept Entra ID only, no shared keys.",
               _no_shared_key),
     _resource("hds-dicom-lifecycle-safe", "No lifecycle rule archives or deletes a DICOM service's files.",
@@ -474,6 +508,7 @@ TIER_LEVELS: dict[str, dict[str, EnforcementLevel]] = {
     "hds-events-dead-letter": EVERY_TIER,
     "hds-events-managed-identity": EVERY_TIER,
     "hds-events-dicom-filtered": EVERY_TIER,
+    "hds-storage-indexing-safe": EVERY_TIER,
     "hds-storage-no-shared-key": PROD_ONLY,
     "hds-dicom-lifecycle-safe": EVERY_TIER,
 }
