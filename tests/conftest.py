@@ -71,6 +71,20 @@ def run_cli(capsys):
     return run
 
 
+PROD_DATA_LAKE_LINE = "        fileSystemName: dicom\n"
+PROD_INDEXING = ("        indexing: {queue: storage-events, "
+                 "deadLetter: {container: storage-event-dead-letters}}\n")
+
+
+def index_prod_like_staging(folder: Path) -> None:
+    """Shipped staging indexes its Data Lake and shipped prod does not yet (a change waiting for
+    promotion): give a copy of prod the same, for tests that start from equal promotable parts."""
+    prod = folder / "Pulumi.prod.yaml"
+    text = prod.read_text()
+    assert PROD_DATA_LAKE_LINE in text
+    prod.write_text(text.replace(PROD_DATA_LAKE_LINE, PROD_DATA_LAKE_LINE + PROD_INDEXING, 1))
+
+
 @functools.cache
 def _shipped_plan(stack: str):
     from hdsctl.preview import run_preview

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO, STACKS
+from conftest import REPO, STACKS, index_prod_like_staging
 
 from hdsctl.environment.dicom import DicomService
 from hdsctl.environment.events import Events, EventSubscription
@@ -28,6 +28,7 @@ def stacks(tmp_path):
     """A copy of the shipped stacks; prod also carries a secure: value and an extra comment."""
     folder = tmp_path / "stacks"
     shutil.copytree(STACKS, folder)
+    index_prod_like_staging(folder)
     prod = folder / "Pulumi.prod.yaml"
     text = prod.read_text().replace("config:\n", "config:\n" + SECURE_LINE + "  # reviewed by the CAB\n", 1)
     prod.write_text(text)
@@ -260,3 +261,42 @@ def test_github_workflows_follow_the_promotion_chain(run_cli, tmp_path):
     audit = yaml.safe_load((workflows / "hdsctl-role-audit.yml").read_text())
     assert audit[True]["schedule"][0]["cron"]  # YAML 1.1 reads the `on:` key as True
     assert audit["jobs"]["audit"]["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
+
+
+def test_storage_indexing_is_promoted_but_its_storage_objects_stay_the_targets(run_cli, tmp_path):
+    """Shipped staging indexes its Data Lake; shipped prod not yet."""
+    folder = tmp_path / "stacks"
+    shutil.copytree(STACKS, folder)
+    code, out, _ = run(run_cli, folder, "diff", "prod", "staging")
+    assert code == EXIT_OK
+    assert "~ [settings] dicom radiology: storage.indexing: None → {'partitions': []}" in out
+    code, out, err = run(run_cli, folder, "promote", "--from", "staging", "--to", "prod", "--write")
+    assert code == EXIT_OK, out + err
+    assert "turned on with staging's queue and dead-letter container names" in out
+    storage = yaml.safe_load((folder / "Pulumi.prod.yaml").read_text())["config"]["hdsctl:dicomServices"][0][
+        "storage"]
+    assert storage["indexing"] == {"queue": "storage-events",
+                                   "deadLetter": {"container": "storage-event-dead-letters"}}
+    assert storage["storageAccountId"].endswith("/ststmaryproddicom")  # prod's own account, untouched
+
+    def own_names(config):  # prod names its own queue; staging then narrows what is indexed
+        config["hdsctl:dicomServices"][0]["storage"]["indexing"]["queue"] = "prod-blob-events"
+    edit(folder / "Pulumi.prod.yaml", own_names)
+    edit(folder / "Pulumi.staging.yaml", lambda c: c["hdsctl:dicomServices"][0].update(dataPartitions=True))
+    edit(folder / "Pulumi.prod.yaml", lambda c: c["hdsctl:dicomServices"][0].update(dataPartitions=True))
+    edit(folder / "Pulumi.staging.yaml", lambda c: c["hdsctl:dicomServices"][0]["storage"]["indexing"].update(
+        partitions=["ct"]))
+    code, out, err = run(run_cli, folder, "promote", "--from", "staging", "--to", "prod", "--write")
+    assert code == EXIT_OK, out + err
+    indexing = yaml.safe_load((folder / "Pulumi.prod.yaml").read_text())["config"]["hdsctl:dicomServices"][0][
+        "storage"]["indexing"]
+    assert indexing["partitions"] == ["ct"] and indexing["queue"] == "prod-blob-events"
+
+    edit(folder / "Pulumi.staging.yaml", lambda c: c["hdsctl:dicomServices"][0]["storage"].pop("indexing"))
+    code, out, _ = run(run_cli, folder, "promote", "--from", "staging", "--to", "prod", "--write")
+    assert code == EXIT_OK and "storage.indexing (not in staging; --prune removes it)" in out
+    code, out, _ = run(run_cli, folder, "promote", "--from", "staging", "--to", "prod", "--prune", "--write")
+    assert code == EXIT_OK
+    storage = yaml.safe_load((folder / "Pulumi.prod.yaml").read_text())["config"]["hdsctl:dicomServices"][0][
+        "storage"]
+    assert "indexing" not in storage

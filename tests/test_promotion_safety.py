@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO, STACKS
+from conftest import REPO, STACKS, index_prod_like_staging
 
 from hdsctl.environment.load import load_environment
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
@@ -21,6 +21,7 @@ from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 def stacks(tmp_path):
     folder = tmp_path / "stacks"
     shutil.copytree(STACKS, folder)
+    index_prod_like_staging(folder)
     return folder
 
 

@@ -16,6 +16,8 @@ from hdsctl.environment.fields import (
     StorageAccountName,
     StorageChildName,
     SystemTopicId,
+    env,
+    promoted,
 )
 
 
@@ -69,12 +71,14 @@ class StorageIndexing(Model):
     system, from the account's Blob events that an Event Grid system topic on the account
     delivers to a queue in the same account."""
 
-    queue: IndexingQueueName = "storage-events"
+    # Promotion carries that indexing is on and what it covers; the rest names each environment's
+    # own Storage objects.
+    queue: IndexingQueueName = env("storage-events")
     # Only these data partitions' folders (the service needs dataPartitions); none: all of it.
-    partitions: list[PartitionName] = Field(default_factory=list)
-    dead_letter: IndexingDeadLetter | None = None
+    partitions: list[PartitionName] = promoted(default_factory=list)
+    dead_letter: IndexingDeadLetter | None = env()
     # An account has one system topic: one made outside hdsctl is adopted by its id.
-    system_topic_id: SystemTopicId | None = None
+    system_topic_id: SystemTopicId | None = env()
 
 
 class DicomStorage(Model):

@@ -12,6 +12,7 @@ from hdsctl.environment.dicom import DicomService
 from hdsctl.environment.fhir import FhirService
 from hdsctl.environment.fields import KEY, PROMOTED, promotion_class
 from hdsctl.environment.model import EnvironmentSpec
+from hdsctl.environment.storage import StorageIndexing
 from hdsctl.environment.workspace import Workspace
 
 TAGS_FIELD = "extended_query_tags"
@@ -41,6 +42,19 @@ def promotable_settings(model: type[BaseModel]) -> list[str]:
             if promotion_class(model, name) == PROMOTED and name != TAGS_FIELD]
 
 
+INDEXING_LABEL = "storage.indexing"
+
+
+def promotable_indexing(service) -> dict | None:
+    """What promotion carries of a DICOM service's storage indexing: that it is on, and what it
+    covers (the queue, dead letters and topic are each environment's own)."""
+    indexing = service.storage.indexing if service is not None and service.storage else None
+    if indexing is None:
+        return None
+    return {alias(StorageIndexing, name): _plain(getattr(indexing, name))
+            for name in promotable_settings(StorageIndexing)}
+
+
 def key_field(model: type[BaseModel]) -> str:
     return next(name for name in model.model_fields if promotion_class(model, name) == KEY)
 
@@ -67,6 +81,10 @@ def semantic_diff(before: EnvironmentSpec, after: EnvironmentSpec) -> list[Chang
                 changes += _settings(where, model, old[name], new[name])
             if model is DicomService:
                 changes += _tags(where, old.get(name), new.get(name))
+                if name in old and name in new and (promotable_indexing(old[name])
+                                                    != promotable_indexing(new[name])):
+                    changes.append(Change("settings", "changed", where, INDEXING_LABEL,
+                                          promotable_indexing(old[name]), promotable_indexing(new[name])))
     changes += _bindings(before, after)
     changes += _subscriptions(before, after)
     return changes

@@ -32,7 +32,15 @@ from hdsctl.environment.load import (
 )
 from hdsctl.environment.model import EnvironmentSpec
 from hdsctl.errors import SpecError
-from hdsctl.promotion.diff import Change, alias, key_field, promotable_settings, semantic_diff
+from hdsctl.promotion.diff import (
+    INDEXING_LABEL,
+    Change,
+    alias,
+    key_field,
+    promotable_indexing,
+    promotable_settings,
+    semantic_diff,
+)
 from hdsctl.promotion.text import StackText, flow_items, plain, set_key, yaml_node
 
 AREAS = ("services", "tags", "roles", "events")
@@ -133,6 +141,8 @@ def _promote_services(promotion: Promotion, options: Options, config, label: str
         node, current = node_by_name[name], target_services[name]
         if "services" in options.areas:
             _promote_settings(promotion, options, where, model, wanted, current, raw_by_name[name], node)
+            if model is DicomService:
+                _promote_indexing(promotion, options, where, wanted, current, node)
         if "tags" in options.areas and model is DicomService:
             _promote_tags(promotion, options, where, wanted, current, raw_by_name[name], node)
     for name in target_services:
@@ -181,6 +191,35 @@ def _promote_settings(promotion: Promotion, options: Options, where: str, model,
             continue
         raw_value = _raw(raw, model, name)
         set_key(node, _existing_key(node, model, name), after if raw_value is None else plain(raw_value))
+
+
+def _promote_indexing(promotion: Promotion, options: Options, where: str, wanted, current, node) -> None:
+    """Indexing on or off, and what it covers, from the source; the queue, dead-letter container and
+    system topic stay the target's own (a target turning it on takes the source's names)."""
+    before, after = promotable_indexing(current), promotable_indexing(wanted)
+    if before == after:
+        return
+    storage = node.get("storage")
+    if after is None:
+        if options.prune:
+            del storage["indexing"]
+        else:
+            promotion.kept.append(f"{where}: {INDEXING_LABEL} (not in {promotion.source.name}; --prune removes "
+                                  "it)")
+        return
+    if current.storage is None or storage is None:
+        promotion.notes.append(f"{where}: {INDEXING_LABEL} not promoted: the service has no Data Lake "
+                               f"(storage) in {promotion.target.name}")
+        return
+    merged = plain(storage.get("indexing")) or {}
+    if before is None:  # turned on here: the source's own names as a start, to review
+        merged = {key: value for key, value in plain(wanted.storage.indexing).items() if key not in after}
+        promotion.notes.append(f"{where}: {INDEXING_LABEL} is turned on with {promotion.source.name}'s queue "
+                               "and dead-letter container names; they are made in this environment's own "
+                               "account")
+    merged.update({key: value for key, value in after.items() if value not in ([], None)})
+    merged = {key: value for key, value in merged.items() if key not in after or after[key] not in ([], None)}
+    set_key(storage, "indexing", merged)
 
 
 def _promote_tags(promotion: Promotion, options: Options, where: str, wanted, current, raw: dict,
