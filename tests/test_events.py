@@ -325,7 +325,8 @@ def test_the_emulator_command_with_events_and_fhir_names_every_endpoint_and_stop
             time.sleep(0.1)
         assert url_file.exists(), process.stderr.read()
         endpoints = json.loads(url_file.read_text())
-        assert set(endpoints) == {"dicomUrl", "fhirUrl", "queueUrl", "blobUrl", "storageConnectionString"}
+        assert set(endpoints) == {"dicomUrl", "fhirUrl", "queueUrl", "blobUrl", "storageConnectionString",
+                                  "fileSystem", "indexingQueue"}
         ports = [urlsplit(endpoints[key]).port for key in ("dicomUrl", "fhirUrl", "queueUrl", "blobUrl")]
         assert all(listening_addresses(port) for port in ports)
         assert f"QueueEndpoint={endpoints['queueUrl']}" in endpoints["storageConnectionString"]

@@ -18,6 +18,7 @@ from hdsctl import naming, roles
 from hdsctl.components.azure import package
 from hdsctl.components.shared import Placement, grant
 from hdsctl.environment.storage import StorageIndexing
+from hdsctl.events.schema import IndexingFilter, indexing_filter
 
 eventgrid = package("eventgrid", "system_topic", "system_topic_event_subscription")
 storage = package("storage", "blob_container", "queue")
@@ -53,10 +54,11 @@ class StorageIndexingEvents(pulumi.ComponentResource):
                               "ServicePrincipal", roles.role_by_name("Storage Queue Data Contributor"),
                               placement.subscription_id, "the DICOM service indexes from its queues")
                         for kind, queue in zip(("queue", "poison"), queues, strict=True)]
+        admitted = indexing_filter(file_system, workspace_name, service_name, spec.partitions)
         self.subscriptions = [
-            self._subscription(partition, [*delivery, *queues, *([dead_letters] if dead_letters else [])],
-                               file_system, workspace_name, service_name)
-            for partition in (spec.partitions or [None])]
+            self._subscription(partition, prefix, admitted, service_name,
+                               [*delivery, *queues, *([dead_letters] if dead_letters else [])])
+            for partition, prefix in zip(spec.partitions or [None], admitted.prefixes, strict=True)]
         self.register_outputs({"queue": spec.queue})
 
     @property
@@ -92,8 +94,8 @@ class StorageIndexingEvents(pulumi.ComponentResource):
             opts=self._child(import_=adopted) if adopted else self._child(),
         )
 
-    def _subscription(self, partition: str | None, after: list[pulumi.Resource], file_system: str,
-                      workspace_name: str, service_name: str) -> eventgrid.SystemTopicEventSubscription:
+    def _subscription(self, partition: str | None, prefix: str, admitted: IndexingFilter, service_name: str,
+                      after: list[pulumi.Resource]) -> eventgrid.SystemTopicEventSubscription:
         identity = eventgrid.EventSubscriptionIdentityArgs(type=SYSTEM_IDENTITY)
         dead_letter = self._spec.dead_letter
         suffix = f"-{partition.lower().replace('.', '-')}" if partition else ""
@@ -104,15 +106,14 @@ class StorageIndexingEvents(pulumi.ComponentResource):
             resource_group_name=self._topic_resource_group,
             event_delivery_schema="CloudEventSchemaV1_0",
             filter=eventgrid.EventSubscriptionFilterArgs(
-                included_event_types=list(naming.BLOB_EVENT_TYPES),
-                subject_begins_with=naming.indexing_subject_prefix(file_system, workspace_name, service_name,
-                                                                   partition),
-                subject_ends_with=".dcm",
+                included_event_types=list(admitted.event_types),
+                subject_begins_with=prefix,
+                subject_ends_with=admitted.suffix,
                 is_subject_case_sensitive=True,
                 # The service's own writes (STOW) are indexed already: never again from the queue.
                 advanced_filters=[eventgrid.StringNotBeginsWithAdvancedFilterArgs(
                     key="data.clientRequestId", operator_type="StringNotBeginsWith",
-                    values=[naming.dicom_own_writes_tag(workspace_name, service_name)])],
+                    values=[admitted.own_writes])],
             ),
             retry_policy=eventgrid.RetryPolicyArgs(max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
                                                    event_time_to_live_in_minutes=EVENT_TTL_MINUTES),

@@ -53,7 +53,7 @@ def run_emulator(args) -> int:
         raise UsageError(f"the emulator has no authentication: bind it to loopback, not {args.host}")
     if args.events and args.engine != "orthanc":
         raise UsageError("--events needs --engine orthanc: events follow what is really stored and deleted")
-    routes, dead_letter_container = _event_routes(args) if args.events else (None, None)
+    routes, dead_letter_container, indexing = _event_routes(args) if args.events else (None, None, None)
     engine = None
     if args.engine == "orthanc":
         from hdsctl.emulator.orthanc import OrthancEngine
@@ -74,14 +74,14 @@ def run_emulator(args) -> int:
                 raise UsageError(f"the FHIR stand-in cannot listen on {args.host}:{args.fhir_port}: "
                                  f"{err.strerror}; "
                                  "pick another --fhir-port (0 takes a free one)") from None
-        return _serve(args, engine, storage, routes, dead_letter_container, fhir)
+        return _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing)
     finally:
         for started in (fhir, storage):
             if started is not None:
                 started.stop()
 
 
-def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> int:
+def _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing=None) -> int:
     import contextlib
     import signal
     import socket
@@ -113,7 +113,16 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> int:
     for signal_number in (signal.SIGINT, signal.SIGTERM):  # both stop the engines with the emulator
         signal.signal(signal_number, lambda *_: stop.set())
     emulator.start()
+    indexer = None
     try:
+        if indexing is not None:  # files written into the Data Lake are indexed, as in Azure
+            from hdsctl.emulator.indexer import LocalIndexer
+
+            indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
+                                   **indexing).start()
+            endpoints.update(fileSystem=indexing["file_system"], indexingQueue=indexing["queue"])
+            print(f"storage indexing: files under {indexing['folder']} in Azurite's {indexing['file_system']} "
+                  f"are indexed from queue {indexing['queue']}", flush=True)
         what = ("Orthanc-backed DICOM service" if engine else
                 f"DICOM tag emulator ({args.instances} synthetic instances)")
         print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
@@ -134,6 +143,8 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> int:
                 return EXIT_FAILED
         return EXIT_OK
     finally:
+        if indexer is not None:
+            indexer.stop()
         emulator.stop()
         if args.url_file:
             with contextlib.suppress(FileNotFoundError):  # its endpoints are gone: so is the file
@@ -141,8 +152,10 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir) -> int:
 
 
 def _event_routes(args):
-    """The stack's subscriptions this local service delivers to queues; notes on the others."""
+    """The stack's subscriptions this local service delivers to queues, notes on the others, and
+    the storage indexing of its Data Lake, if any."""
     from hdsctl.emulator.events import routes_of
+    from hdsctl.emulator.indexer import indexing_of
     from hdsctl.environment.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
@@ -155,4 +168,4 @@ def _event_routes(args):
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     events = env.spec.events
-    return routes, (events.dead_letter.container if events else "event-dead-letters")
+    return routes, (events.dead_letter.container if events else "event-dead-letters"), indexing_of(env, service)

@@ -57,3 +57,30 @@ def dicom_routes(env, service_name: str, subscription_name: str | None = None) -
         routes.append(DicomRoute(subscription.name, destinations[subscription.destination], wanted,
                                  subscription.schema_))
     return routes
+
+
+@dataclass(frozen=True)
+class IndexingFilter:
+    """The Blob events a DICOM service indexes: what the program's storage-indexing subscription
+    lets through, and what the local platform, standing in for Event Grid, applies the same way."""
+
+    prefixes: tuple[str, ...]  # subject begins with one of these (one subscription each)
+    suffix: str
+    event_types: tuple[str, ...]
+    own_writes: str  # data.clientRequestId of the service's own writes begins with this
+
+    def admits(self, event_type: str, subject: str, client_request_id: str = "") -> bool:
+        return (event_type in self.event_types and subject.endswith(self.suffix)
+                and any(subject.startswith(prefix) for prefix in self.prefixes)
+                and not client_request_id.startswith(self.own_writes))
+
+
+def indexing_filter(file_system: str, workspace: str, service: str, partitions=()) -> IndexingFilter:
+    prefixes = tuple(naming.indexing_subject_prefix(file_system, workspace, service, partition)
+                     for partition in (partitions or [None]))
+    return IndexingFilter(prefixes, ".dcm", naming.BLOB_EVENT_TYPES,
+                          naming.dicom_own_writes_tag(workspace, service))
+
+
+def blob_subject(file_system: str, blob: str) -> str:
+    return f"/blobServices/default/containers/{file_system}/blobs/{blob}"
