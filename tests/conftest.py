@@ -118,9 +118,11 @@ def shared_dicom():
 @pytest.fixture(scope="session")
 def shared_events():
     """Azurite and the Orthanc-backed local DICOM service delivering the local stack's events
-    into it, started once per test session (per worker)."""
+    into it and indexing what is written into its Data Lake, started once per test session (per
+    worker)."""
     from hdsctl.emulator.azurite import Azurite
     from hdsctl.emulator.events import EventPublisher, routes_of
+    from hdsctl.emulator.indexer import LocalIndexer, indexing_of
     from hdsctl.emulator.orthanc import OrthancEngine
     from hdsctl.emulator.process import EngineUnavailable
     from hdsctl.emulator.server import Emulator
@@ -140,6 +142,9 @@ def shared_events():
     except EngineUnavailable as err:
         storage.stop()
         pytest.skip(f"needs the local DICOM engine: {err}")
+    indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
+                           **indexing_of(env, "radiology")).start()
     yield emulator, storage
+    indexer.stop()
     emulator.stop()
     storage.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of, megabytes
+from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of, megabytes, positive_seconds
 from hdsctl.dicom.expire_command import add_expire_arguments
 from hdsctl.dicom.target import DicomUsageError, client_for, service_of
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
@@ -44,6 +44,18 @@ def add_arguments(commands) -> None:
     upload.add_argument("--verify", action="store_true",
                         help="confirm with QIDO that what the journal calls stored is on the service, and "
                              "send what is not (done anyway when files are skipped by the journal)")
+    upload.add_argument("--via", choices=("stow", "datalake"), default="stow",
+                        help="stow: STOW-RS requests (default); datalake: write the files into the service's "
+                             "Data Lake for it to index (needs storage.indexing), then follow them")
+    upload.add_argument("--storage-url", help="with --via datalake: the blob service URL, overriding the "
+                                              "stack's account (the local platform: blobUrl of its url-file)")
+    upload.add_argument("--queue-url", help="with --via datalake: the queue service URL, where <queue>-poison "
+                                            "is read (the local platform: queueUrl of its url-file)")
+    upload.add_argument("--wait", type=positive_seconds, default=600.0,
+                        help="with --via datalake: how long to follow copied files until indexed "
+                             "(s, default 600)")
+    upload.add_argument("--no-wait", action="store_true",
+                        help="with --via datalake: return once copied; a later run follows them")
     add_budget_arguments(upload)
     upload.add_argument("--json", action="store_true", help="one JSON report on stdout, every failure in it")
     upload.set_defaults(handler=run_upload)
@@ -76,7 +88,8 @@ def run_upload(args) -> int:
         raise DicomUsageError(f"no such file or folder: {', '.join(missing)}")
     journal_path = args.journal or default_path(args.paths)
     wanted = _run_record(args)
-    quick = None if args.dry_run or wanted is None else _nothing_to_send(args, journal_path, wanted)
+    quick = (None if args.dry_run or wanted is None or args.via == "datalake"
+             else _nothing_to_send(args, journal_path, wanted))
     if quick is not None:
         record, report = quick
         return _print_upload(args, record.stack, record.service, report)
@@ -92,20 +105,45 @@ def run_upload(args) -> int:
     probe = client_for(env, service, args.url, budget)  # checks the URL first
     url = probe.service_root
     probe.close()
-    journal = Journal(journal_path, url)
+    target = _data_lake_target(args, env, service) if args.via == "datalake" else None
+    journal = Journal(journal_path, target.journal_url(url) if target else url)
     options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
                       args.retry_failed, args.dry_run, args.verify)
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
     try:
-        upload = Upload(lambda: client_for(env, service, args.url, budget), journal,
-                        options, progress)
+        if target is None:
+            upload = Upload(lambda: client_for(env, service, args.url, budget), journal, options, progress)
+        else:
+            from hdsctl.dicom.datalake_upload import DataLakeUpload
+
+            upload = DataLakeUpload(target, lambda: client_for(env, service, args.url, budget), journal,
+                                    options, progress, budget=budget,
+                                    wait_seconds=None if args.no_wait else args.wait)
         report = upload.run(list(args.paths), url)
+        report.copied_is_done = args.no_wait
         if wanted is not None and not args.dry_run:
             journal.remember_run(RunRecord(wanted.stack, wanted.service_option, wanted.url_option,
                                            wanted.stack_digest, service.name, url))
     finally:
         journal.close()
     return _print_upload(args, env.name, service.name, report)
+
+
+def _data_lake_target(args, env, service):
+    """Where --via datalake writes: the service's file system and folder, and its indexing queue."""
+    from hdsctl import naming
+    from hdsctl.dicom.datalake_upload import DataLakeTarget
+    from hdsctl.events.tail import account_url
+
+    storage = service.storage
+    if storage is None or storage.indexing is None:
+        raise DicomUsageError(f"--via datalake writes into the service's Data Lake for it to index: declare "
+                              f"storage with indexing for {service.name} in {env.source}")
+    account = env.dicom_storage_account_name(service)
+    hosts = env.spec.trusted_hosts
+    return DataLakeTarget(account_url(account, "blob", args.storage_url, hosts), storage.file_system_name,
+                          naming.dicom_storage_folder(env.workspace_name, service.name), storage.indexing.queue,
+                          account_url(account, "queue", args.queue_url, hosts))
 
 
 def _run_record(args):

@@ -133,9 +133,8 @@ class Upload:
     def _not_on_service(self, report: UploadReport) -> list[Candidate]:
         """What the journal calls stored but the service does not hold (a restore, an expiry,
         a service rebuilt): confirmed with QIDO, read again and sent."""
-        client = self._client()
         entries = [entry for entry, _, _ in self.skipped_by_journal]
-        missing = missing_from_service(client, entries)
+        missing = self._missing(entries)
         resend = []
         for entry, source, modified in self.skipped_by_journal:
             if entry.key not in missing:
@@ -150,6 +149,9 @@ class Upload:
             resend.append(found)
         report.verified = len(entries) - len(missing)
         return resend
+
+    def _missing(self, entries) -> set[str]:
+        return missing_from_service(self._client(), entries)
 
     # -- send ----------------------------------------------------------------------------
 

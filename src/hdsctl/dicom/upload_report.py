@@ -12,6 +12,7 @@ from hdsctl.dicom.archive import Unusable
 from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED
 
 PENDING = "pending"  # not sent; never journaled
+COPIED = "copied"  # --via datalake: in the Data Lake, not yet confirmed indexed
 
 
 @dataclass
@@ -39,6 +40,8 @@ class UploadReport:
     seconds: float = 0.0
     scan_seconds: float = 0.0  # of `seconds`, reading the archive's headers before sending
     stopped: str | None = None  # why the run ended early
+    # With --via datalake --no-wait: a file copied for the service to index counts as done here.
+    copied_is_done: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -46,13 +49,15 @@ class UploadReport:
     @property
     def ok(self) -> bool:
         """Every DICOM file is stored or was already there, and the run was not cut short."""
-        return self.stopped is None and all(o.status in (STORED, ALREADY) for o in self.outcomes)
+        done = (STORED, ALREADY, COPIED) if self.copied_is_done else (STORED, ALREADY)
+        return self.stopped is None and all(o.status in done for o in self.outcomes)
 
     def to_json(self) -> dict:
         return {
             "url": self.url, "journal": self.journal, "ok": self.ok, "stopped": self.stopped,
             "counts": {"stored": self.count(STORED), "alreadyStored": self.count(ALREADY) + self.done_before,
                        "failed": self.count(FAILED), "pending": self.count(PENDING),
+                       "copiedNotYetIndexed": self.count(COPIED),
                        "notDicom": self.not_dicom, "specialFiles": self.special,
                        "doneInEarlierRuns": self.done_before, "verifiedOnService": self.verified,
                        "resentMissing": self.resent},
@@ -98,6 +103,8 @@ def render(report: UploadReport, shown: int = 20) -> str:
              + (f"; {report.resent} journaled but missing on the service: sent again" if report.resent else ""),
              f"  failed             {report.count(FAILED)}",
              f"  not sent           {report.count(PENDING)}",
+             *([f"  copied, indexing   {report.count(COPIED)} (in the Data Lake; the service indexes them)"]
+               if report.count(COPIED) else []),
              f"  not DICOM          {report.not_dicom} (skipped)"
              + (f"; {report.special} FIFO/device/socket file(s) not opened" if report.special else ""),
              f"  {report.batches} request(s), {report.sent_bytes / 1e6:.1f} MB in {report.seconds:.1f} s "
@@ -111,6 +118,7 @@ def render(report: UploadReport, shown: int = 20) -> str:
     if report.stopped:
         lines.append(f"STOPPED: {report.stopped}")
         lines.append("  run the same command again: it sends only what is not stored yet")
-    lines.append("OK: every DICOM file is stored" if report.ok else "NOT OK: see above")
+    done = "stored, or copied for the service to index" if report.copied_is_done else "stored"
+    lines.append(f"OK: every DICOM file is {done}" if report.ok else "NOT OK: see above")
     return "\n".join(lines)
 

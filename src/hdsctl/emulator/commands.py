@@ -113,24 +113,10 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing=
     for signal_number in (signal.SIGINT, signal.SIGTERM):  # both stop the engines with the emulator
         signal.signal(signal_number, lambda *_: stop.set())
     emulator.start()
-    indexer = None
+    emulator.indexer = None
     try:
-        if indexing is not None:  # files written into the Data Lake are indexed, as in Azure
-            from hdsctl.emulator.indexer import LocalIndexer
-
-            indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
-                                   **indexing).start()
-            endpoints.update(fileSystem=indexing["file_system"], indexingQueue=indexing["queue"])
-            print(f"storage indexing: files under {indexing['folder']} in Azurite's {indexing['file_system']} "
-                  f"are indexed from queue {indexing['queue']}", flush=True)
-        what = ("Orthanc-backed DICOM service" if engine else
-                f"DICOM tag emulator ({args.instances} synthetic instances)")
-        print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
-        if fhir is not None:
-            print(f"FHIR stand-in listening on {fhir.url}", flush=True)
-        if storage is not None:
-            queues = ", ".join(sorted({r.queue for r in routes})) or "none"
-            print(f"events: Azurite queues at {storage.queue_url} (queues: {queues})", flush=True)
+        _start_indexer(emulator, storage, indexing, endpoints)
+        _announce(args, engine, emulator, fhir, storage, routes)
         if args.url_file:
             from hdsctl.files import write_atomic
 
@@ -143,12 +129,37 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing=
                 return EXIT_FAILED
         return EXIT_OK
     finally:
-        if indexer is not None:
-            indexer.stop()
+        if emulator.indexer is not None:
+            emulator.indexer.stop()
         emulator.stop()
         if args.url_file:
             with contextlib.suppress(FileNotFoundError):  # its endpoints are gone: so is the file
                 Path(args.url_file).unlink()
+
+
+def _announce(args, engine, emulator, fhir, storage, routes) -> None:
+    what = ("Orthanc-backed DICOM service" if engine else
+            f"DICOM tag emulator ({args.instances} synthetic instances)")
+    print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
+    if fhir is not None:
+        print(f"FHIR stand-in listening on {fhir.url}", flush=True)
+    if storage is not None:
+        queues = ", ".join(sorted({r.queue for r in routes})) or "none"
+        print(f"events: Azurite queues at {storage.queue_url} (queues: {queues})", flush=True)
+
+
+def _start_indexer(emulator, storage, indexing: dict | None, endpoints: dict):
+    """With a Data Lake that indexes, files written into it are indexed, as in Azure."""
+    if indexing is None:
+        return None
+    from hdsctl.emulator.indexer import LocalIndexer
+
+    emulator.indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
+                                    **indexing).start()
+    endpoints.update(fileSystem=indexing["file_system"], indexingQueue=indexing["queue"])
+    print(f"storage indexing: files under {indexing['folder']} in Azurite's {indexing['file_system']} are "
+          f"indexed from queue {indexing['queue']}", flush=True)
+    return emulator.indexer
 
 
 def _event_routes(args):

@@ -1,0 +1,140 @@
+"""`hdsctl dicom upload --via datalake` against the local platform: files written into the
+Data Lake (Azurite) are indexed by the local service's storage indexing, and the command follows
+each one to its outcome, as the STOW path reports it."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import STACKS
+
+from hdsctl.dicom.client import DicomClient
+from hdsctl.dicom.synthetic import synthetic_study
+from hdsctl.environment.load import load_environment
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from hdsctl.events.schema import indexing_filter
+
+
+def upload(run_cli, shared_events, folder, *extra):
+    emulator, storage = shared_events
+    code, out, err = run_cli("--stacks-dir", str(STACKS), "dicom", "upload", str(folder), "--stack", "local",
+                             "--url", emulator.url, "--via", "datalake", "--storage-url", storage.blob_url,
+                             "--queue-url", storage.queue_url, "--wait", "60", "--json", *extra)
+    return code, (json.loads(out) if out.strip().startswith("{") else out), err
+
+
+def write(folder, study):
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, instance in enumerate(study.instances):
+        (folder / f"{number}.dcm").write_bytes(instance.data)
+
+
+def test_files_copied_into_the_data_lake_are_indexed_and_found(run_cli, shared_events, tmp_path):
+    study = synthetic_study(instances_per_series=2, size=16)
+    write(tmp_path / "archive", study)
+    code, report, err = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code == EXIT_OK, (report, err)
+    assert report["counts"]["stored"] == len(study.instances) and report["counts"]["copiedNotYetIndexed"] == 0
+    with DicomClient(shared_events[0].url) as client:
+        assert len(client.search("instances", study=study.study_uid)) == len(study.instances)
+    code, again, _ = upload(run_cli, shared_events, tmp_path / "archive")  # the journal knows: nothing to do
+    assert code == EXIT_OK and again["counts"]["doneInEarlierRuns"] == len(study.instances)
+
+
+def test_what_the_service_refuses_is_reported_with_its_reason(run_cli, shared_events, tmp_path, monkeypatch):
+    """The service's indexing refuses a file the scan found fine (here: the engine answers 43264 for
+    one instance); its reason comes back from <queue>-poison, the rest is stored."""
+    from hdsctl.emulator.dicomweb import _failed, _stow_answer
+    from hdsctl.emulator.part10 import read_header
+
+    study = synthetic_study(instances_per_series=2, size=16)
+    write(tmp_path / "archive", study)
+    refused = study.instances[1].sop_uid
+    front = shared_events[0].front
+    real = front.stow
+
+    def stow(method, base, study_in_path, headers, body):
+        header = read_header(body, 0, len(body)).dataset
+        if str(header.SOPInstanceUID) == refused:
+            failed = _failed(str(header.SOPClassUID), refused, 43264, "PatientID VR")
+            return _stow_answer(base, None, [], [failed])
+        return real(method, base, study_in_path, headers, body)
+
+    monkeypatch.setattr(front, "stow", stow)
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code == EXIT_FAILED
+    failure, = report["failures"]
+    assert failure["file"].endswith("1.dcm") and failure["reason"] == "not-indexed"
+    assert "43264" in failure["detail"] and "PatientID VR" in failure["detail"]
+    assert report["counts"]["stored"] == len(study.instances) - 1
+
+
+def test_another_file_at_the_name_is_a_conflict_until_upsert(run_cli, shared_events, tmp_path):
+    from azure.storage.blob import ContainerClient
+
+    _, storage = shared_events
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    other = synthetic_study(instances_per_series=1, size=16, study_uid=study.study_uid,
+                            patient_id=study.patient_id)
+    env = load_environment(STACKS / "Pulumi.local.yaml")
+    name = (f"AHDS/{env.workspace_name}/dicom/radiology/hdsctl-upload/{study.study_uid}/"
+            f"{study.instances[0].sop_uid}.dcm")
+    with ContainerClient.from_connection_string(storage.connection_string, "dicom") as container:
+        container.upload_blob(name, other.instances[0].data)  # another tool wrote something else there
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code == EXIT_FAILED
+    conflict, = [f for f in report["failures"] if f["reason"] == "conflict"]
+    assert "--upsert replaces it" in conflict["detail"]
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--upsert", "--retry-failed")
+    assert code == EXIT_OK and report["counts"]["stored"] >= 1, report
+
+
+def test_no_wait_returns_after_the_copy_and_a_later_run_follows(run_cli, shared_events, tmp_path):
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--no-wait")
+    assert code == EXIT_OK and report["counts"]["copiedNotYetIndexed"] == len(study.instances)
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code == EXIT_OK and report["counts"]["stored"] == len(study.instances)
+
+
+def test_a_journal_of_one_path_is_refused_by_the_other(run_cli, shared_events, tmp_path):
+    emulator, _ = shared_events
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    code, _, err = run_cli("--stacks-dir", str(STACKS), "dicom", "upload", str(tmp_path / "archive"), "--stack",
+                           "local", "--url", emulator.url, "--json")
+    assert code == EXIT_OK, err
+    code, _, err = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code == EXIT_BAD_INPUT and "one journal follows one service" in err and "via datalake" in err
+
+
+def test_a_service_without_indexing_is_a_usage_error(run_cli, write_stack, dev_document, tmp_path):
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    path = write_stack("dev", dev_document)
+    code, _, err = run_cli("--stacks-dir", str(path.parent), "dicom", "upload", str(tmp_path / "archive"),
+                           "--stack", "dev", "--via", "datalake")
+    assert code == EXIT_BAD_INPUT and "declare storage with indexing" in err
+
+
+def test_the_local_indexer_admits_what_the_programs_subscription_admits():
+    """Azurite has no Event Grid: the local stand-in must filter as the declared subscription does."""
+    from conftest import shipped_plan
+
+    env = load_environment(STACKS / "Pulumi.local.yaml")
+    storage = env.spec.dicom_services[0].storage
+    local = indexing_filter(storage.file_system_name, env.workspace_name, "radiology",
+                            storage.indexing.partitions)
+    subscription = next(r for r in shipped_plan("local").resources
+                        if r.type.endswith("SystemTopicEventSubscription") and "indexing" in r.name)
+    declared = subscription.inputs["filter"]
+    assert local.prefixes == (declared["subjectBeginsWith"],) and local.suffix == declared["subjectEndsWith"]
+    assert list(local.event_types) == declared["includedEventTypes"]
+    assert [local.own_writes] == declared["advancedFilters"][0]["values"]
+    prefix = declared["subjectBeginsWith"]
+    assert local.admits("Microsoft.Storage.BlobCreated", f"{prefix}a/b.dcm")
+    assert not local.admits("Microsoft.Storage.BlobCreated", f"{prefix}a/b.txt")
+    assert not local.admits("Microsoft.Storage.BlobCreated", prefix.replace("radiology", "other") + "b.dcm")
+    assert not local.admits("Microsoft.Storage.BlobCreated", f"{prefix}b.dcm", local.own_writes + "x")
