@@ -138,3 +138,47 @@ def test_the_local_indexer_admits_what_the_programs_subscription_admits():
     assert not local.admits("Microsoft.Storage.BlobCreated", f"{prefix}a/b.txt")
     assert not local.admits("Microsoft.Storage.BlobCreated", prefix.replace("radiology", "other") + "b.dcm")
     assert not local.admits("Microsoft.Storage.BlobCreated", f"{prefix}b.dcm", local.own_writes + "x")
+
+
+def _wait(predicate, seconds: float = 20.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_files_written_by_other_tools_are_indexed_refused_or_removed(shared_events):
+    """What the local service's storage indexing does with files no hdsctl command wrote."""
+    import base64
+
+    from azure.storage.blob import ContainerClient
+    from azure.storage.queue import QueueClient
+
+    emulator, storage = shared_events
+    env = load_environment(STACKS / "Pulumi.local.yaml")
+    folder = f"AHDS/{env.workspace_name}/dicom/radiology/other-tool/"
+    study = synthetic_study(instances_per_series=1, size=16)
+    with ContainerClient.from_connection_string(storage.connection_string, "dicom") as container, \
+            QueueClient.from_connection_string(storage.connection_string, "storage-events-poison") as poison, \
+            DicomClient(emulator.url) as dicom:
+        container.upload_blob(f"{folder}a.dcm", study.instances[0].data)
+        container.upload_blob(f"{folder}notes.txt", b"not for the service")  # not .dcm: no event
+        container.upload_blob(f"{folder}broken.dcm", b"\0" * 128 + b"DICM" + b"\xff" * 40)
+        container.upload_blob(f"AHDS/{env.workspace_name}/dicom/another/b.dcm", study.instances[1].data)
+
+        def held() -> int:
+            return len(dicom.search("instances", study=study.study_uid))
+
+        def poisoned() -> list[dict]:
+            return [json.loads(base64.b64decode(m.content)) for m in poison.peek_messages(max_messages=32)]
+
+        assert _wait(lambda: held() == 1)  # another service's folder is not this service's
+        assert _wait(lambda: any(p["subject"].endswith("/other-tool/broken.dcm") for p in poisoned()))
+        broken = next(p for p in poisoned() if p["subject"].endswith("/other-tool/broken.dcm"))
+        assert broken["reason"].startswith("User: not indexed (FailureReason 43264")
+        assert not any(p["subject"].endswith("notes.txt") for p in poisoned())
+        container.delete_blob(f"{folder}a.dcm")  # removed from the Data Lake: removed from the index
+        assert _wait(lambda: held() == 0)
+        container.delete_blob(f"{folder}broken.dcm")  # never indexed: its removal changes nothing
