@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of, megabytes, positive_seconds
 from hdsctl.dicom.expire_command import add_expire_arguments
+from hdsctl.dicom.shards import parse_shard
 from hdsctl.dicom.target import DicomUsageError, client_for, service_of
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
@@ -26,8 +27,11 @@ def add_arguments(commands) -> None:
     smoke.set_defaults(handler=run_smoke)
 
     upload = sub.add_parser("upload", help="move an archive into the service, resumably")
-    upload.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files, folders and .zip archives")
-    upload.add_argument("--stack", required=True, help="environment, e.g. dev")
+    upload.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files, folders and .zip archives")
+    upload.add_argument("--stack", help="environment, e.g. dev (required to upload)")
+    upload.add_argument("--status", nargs="+", type=Path, metavar="JOURNAL",
+                        help="report instead of uploading: merge these journals (the shards of one "
+                             "migration) into one answer; exit 0 only when every file is stored")
     upload.add_argument("--service", help="the DICOM service (needed when the stack has several)")
     upload.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
     upload.add_argument("--concurrency", type=bounded_count(1, 64, "requests in flight"), default=4,
@@ -44,6 +48,9 @@ def add_arguments(commands) -> None:
     upload.add_argument("--verify", action="store_true",
                         help="confirm with QIDO that what the journal calls stored is on the service, and "
                              "send what is not (done anyway when files are skipped by the journal)")
+    upload.add_argument("--shard", type=parse_shard, metavar="I/N",
+                        help="take only the studies of shard I of N (0 <= I < N), by a stable hash of the "
+                             "StudyInstanceUID; each shard with a journal of its own")
     upload.add_argument("--via", choices=("stow", "datalake"), default="stow",
                         help="stow: STOW-RS requests (default); datalake: write the files into the service's "
                              "Data Lake for it to index (needs storage.indexing), then follow them")
@@ -83,12 +90,16 @@ def run_upload(args) -> int:
 
     from hdsctl.dicom.journal import default_path
 
+    if args.status:
+        return _status(args)
+    if not args.paths or not args.stack:
+        raise DicomUsageError("upload needs PATH... and --stack (or --status JOURNAL... to report)")
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise DicomUsageError(f"no such file or folder: {', '.join(missing)}")
     journal_path = args.journal or default_path(args.paths)
     wanted = _run_record(args)
-    quick = (None if args.dry_run or wanted is None or args.via == "datalake"
+    quick = (None if args.dry_run or wanted is None or args.via == "datalake" or args.shard
              else _nothing_to_send(args, journal_path, wanted))
     if quick is not None:
         record, report = quick
@@ -106,9 +117,9 @@ def run_upload(args) -> int:
     url = probe.service_root
     probe.close()
     target = _data_lake_target(args, env, service) if args.via == "datalake" else None
-    journal = Journal(journal_path, target.journal_url(url) if target else url)
+    journal = Journal(journal_path, target.journal_url(url) if target else url, args.shard)
     options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
-                      args.retry_failed, args.dry_run, args.verify)
+                      args.retry_failed, args.dry_run, args.verify, args.shard)
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
     try:
         if target is None:
@@ -127,6 +138,16 @@ def run_upload(args) -> int:
     finally:
         journal.close()
     return _print_upload(args, env.name, service.name, report)
+
+
+def _status(args) -> int:
+    from hdsctl.dicom.upload_status import merge, render
+
+    if args.paths:
+        raise DicomUsageError("--status reports on journals: give them after --status, and no PATH")
+    status = merge(args.status)
+    print(json.dumps(status.to_json(), indent=2) if args.json else render(status))
+    return EXIT_OK if status.ok else EXIT_FAILED
 
 
 def _data_lake_target(args, env, service):

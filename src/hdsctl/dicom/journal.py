@@ -35,6 +35,8 @@ create table if not exists files (
 create table if not exists last_run (
     stack text, service_option text, url_option text, stack_digest text, service text, url text
 );
+-- With --shard I/N: the one shard this journal records (a journal never changes shard).
+create table if not exists shard (shard_index integer not null, shard_count integer not null);
 """
 
 
@@ -72,6 +74,28 @@ def _upgrade(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("pragma table_info(files)")}
     if "study_uid" not in columns:
         db.execute("alter table files add column study_uid text")
+
+
+def _exclusive(path: Path):
+    """A lock held while this journal is open: a second worker given the same journal (the same
+    shard twice, say) is refused instead of sending the same files at the same time."""
+    import fcntl
+
+    # flock on the file itself: independent of the POSIX locks SQLite takes, and no extra file
+    try:
+        handle = open(path, "ab")  # noqa: SIM115 - held for the journal's lifetime
+    except OSError as err:
+        raise JournalRefused(f"cannot open the journal {path}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise JournalRefused(f"{path} is in use by another upload (another worker with the same shard?): "
+                             "wait for it, or give this one another --journal") from None
+    except OSError as err:
+        handle.close()
+        raise JournalRefused(f"cannot lock {path}: {err.strerror or err}") from None
+    return handle
 
 
 def default_path(paths: list[Path]) -> Path:
@@ -116,19 +140,45 @@ def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Ent
 
 
 class Journal:
-    def __init__(self, path: Path, service_url: str):
+    def __init__(self, path: Path, service_url: str, shard=None):
         self.path = path
+        self._lock = _exclusive(path)
 
         def readable(db: sqlite3.Connection) -> None:
             db.execute("pragma journal_mode=wal")
             _upgrade(db)
             _entries(db)  # every column this hdsctl reads is there
 
-        self._db = open_bound(path, service_url, SCHEMA, what="upload journal", refused=JournalRefused,
-                              check=readable, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = open_bound(path, service_url, SCHEMA, what="upload journal", refused=JournalRefused,
+                                  check=readable, isolation_level=None, check_same_thread=False)
+            self.shard = self._bind_shard(shard)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _bind_shard(self, shard):
+        """The journal's shard, written by its first run; a run for another shard is refused."""
+        from hdsctl.dicom.shards import Shard
+
+        row = self._db.execute("select shard_index, shard_count from shard").fetchone()
+        held = Shard(*row) if row else None
+        if held is None and shard is not None:
+            if self.entries():
+                raise JournalRefused(f"{self.path} records an upload of the whole archive, not of shard "
+                                     f"{shard}: give each shard a journal of its own")
+            self._write(("insert into shard values (?, ?)", [(shard.index, shard.count)]))
+            return shard
+        if held != shard:
+            wanted = f"shard {shard}" if shard else "the whole archive (no --shard)"
+            raise JournalRefused(f"{self.path} is the journal of shard {held}, not of {wanted}: a journal "
+                                 "follows one shard of one count; keep --shard as it was, or start another "
+                                 "journal for another cut")
+        return held
 
     def close(self) -> None:
         self._db.close()
+        self._lock.close()
 
     def remember_run(self, run: RunRecord) -> None:
         self._write(("delete from last_run", [()]),

@@ -34,6 +34,7 @@ class Options:
     retry_failed: bool = False
     dry_run: bool = False
     verify: bool = False
+    shard: object = None  # shards.Shard: only the studies of this shard
 
 
 def plan_batches(candidates: list[Candidate], batch_bytes: int) -> list[list[Candidate]]:
@@ -89,6 +90,10 @@ class Upload:
                     continue
                 found = archive.read_header(source, modified)
             item = found
+            if self.options.shard is not None and not isinstance(item, Unusable) \
+                    and not self.options.shard.takes(item.study_uid):
+                report.other_shards += 1  # another worker's: not journaled here
+                continue
             if isinstance(item, Unusable):
                 if item.kind == "special":
                     report.special += 1

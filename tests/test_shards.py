@@ -1,0 +1,121 @@
+"""A migration cut into shards by study: workers with `--shard I/N` share the archive without
+overlap or gaps, each with its own journal, and `--status` merges their journals into one answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import STACKS, load_yaml
+
+from hdsctl.dicom.journal import Journal, JournalRefused
+from hdsctl.dicom.shards import Shard, shard_of
+from hdsctl.dicom.synthetic import synthetic_study
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
+
+@pytest.fixture
+def stack(write_stack):
+    return write_stack("local", load_yaml(STACKS / "Pulumi.local.yaml"))
+
+
+def archive(folder, studies: int = 6):
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for number in range(studies):
+        study = synthetic_study(instances_per_series=1, size=16)
+        for index, instance in enumerate(study.instances):
+            (folder / f"s{number}-{index}.dcm").write_bytes(instance.data)
+        made.append(study)
+    return made
+
+
+def upload(run_cli, stack, url, folder, *extra):
+    code, out, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(folder), "--stack",
+                             "local", "--url", url, "--json", *extra)
+    return code, (json.loads(out) if out.strip().startswith("{") else out), err
+
+
+@pytest.mark.parametrize("given", ["3/2", "0/0", "2/2", "a/4", "1/10001", "-1/3"])
+def test_a_shard_that_is_not_one_is_a_usage_error(run_cli, stack, given, tmp_path, capsys):
+    with pytest.raises(SystemExit) as ended:
+        run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path), "--stack", "local",
+                "--shard", given)
+    err = capsys.readouterr().err
+    assert ended.value.code == EXIT_BAD_INPUT and "--shard" in err and "Traceback" not in err
+
+
+def test_the_cut_is_the_same_on_every_machine_and_python():
+    uids = [f"1.2.826.0.1.3680043.8.498.{n}" for n in range(50)]
+    code = ("import sys, json; from hdsctl.dicom.shards import shard_of; "
+            "print(json.dumps([shard_of(u, 7) for u in sys.argv[1:]]))")
+    seen = {tuple(json.loads(subprocess.run([sys.executable, "-c", code, *uids], capture_output=True, text=True,
+                                            env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout))
+            for seed in ("1", "2", "random")}
+    assert seen == {tuple(shard_of(u, 7) for u in uids)}
+    assert len(set(next(iter(seen)))) > 3  # the studies spread over the shards
+
+
+def test_workers_share_the_archive_without_overlap_or_gap(run_cli, stack, shared_dicom, tmp_path):
+    studies = archive(tmp_path / "archive")
+    files = {f"s{n}-{i}.dcm" for n, study in enumerate(studies) for i in range(len(study.instances))}
+    journals = [tmp_path / f"shard{i}.sqlite" for i in range(3)]
+    stored: list[str] = []
+    for index, journal in enumerate(journals):
+        code, report, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard",
+                                   f"{index}/3", "--journal", str(journal))
+        assert code == EXIT_OK, err
+        assert report["counts"]["stored"] + report["counts"]["otherShards"] == len(files)
+        stored += [k for k in _stored_keys(journal)]
+    assert sorted(stored) == sorted(str(tmp_path / "archive" / f) for f in files)  # each file exactly once
+    code, out, _ = run_cli("dicom", "upload", "--status", *map(str, journals), "--json")
+    merged = json.loads(out)
+    assert code == EXIT_OK and merged["ok"] and merged["counts"]["stored"] == len(files)
+    code, out, _ = run_cli("dicom", "upload", "--status", *map(str, journals[:2]), "--json")
+    assert code == EXIT_FAILED and json.loads(out)["missingShards"] == [2]
+    code, out, _ = run_cli("dicom", "upload", "--status", *map(str, journals[:2]))
+    assert "missing: 2" in out and "NOT OK" in out
+
+
+def _stored_keys(journal) -> list[str]:
+    import sqlite3
+
+    db = sqlite3.connect(journal)
+    try:
+        return [row[0] for row in db.execute("select key from files where status = 'stored'")]
+    finally:
+        db.close()
+
+
+def test_a_journal_keeps_its_shard(run_cli, stack, shared_dicom, tmp_path):
+    archive(tmp_path / "archive", studies=2)
+    journal = tmp_path / "j.sqlite"
+    code, _, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/2", "--journal",
+                          str(journal))
+    assert code == EXIT_OK, err
+    for other in (["--shard", "1/2"], ["--shard", "0/3"], []):
+        code, _, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", *other, "--journal",
+                              str(journal))
+        assert code == EXIT_BAD_INPUT and "is the journal of shard 0/2" in err
+
+
+def test_two_workers_on_one_journal_at_once_are_refused(tmp_path):
+    path = tmp_path / "j.sqlite"
+    first = Journal(path, "http://127.0.0.1:1", Shard(1, 4))
+    try:
+        with pytest.raises(JournalRefused, match="in use by another upload"):
+            Journal(path, "http://127.0.0.1:1", Shard(1, 4))
+    finally:
+        first.close()
+    Journal(path, "http://127.0.0.1:1", Shard(1, 4)).close()  # free again once the first is done
+
+
+def test_status_refuses_journals_of_different_cuts(run_cli, tmp_path):
+    for name, shard in (("a", Shard(0, 2)), ("b", Shard(0, 3))):
+        Journal(tmp_path / f"{name}.sqlite", "http://127.0.0.1:1", shard).close()
+    code, _, err = run_cli("dicom", "upload", "--status", str(tmp_path / "a.sqlite"),
+                           str(tmp_path / "b.sqlite"))
+    assert code == EXIT_BAD_INPUT and "cut the archive into 2" in err
