@@ -67,6 +67,28 @@ def add_arguments(commands) -> None:
     upload.add_argument("--json", action="store_true", help="one JSON report on stdout, every failure in it")
     upload.set_defaults(handler=run_upload)
     add_expire_arguments(sub)
+    _add_migrate_arguments(sub)
+
+
+def _add_migrate_arguments(sub) -> None:
+    migrate = sub.add_parser("migrate", help="a migration over many machines")
+    actions = migrate.add_subparsers(dest="migrate_command", metavar="ACTION", required=True)
+    plan = actions.add_parser("plan", help="render the migration as a Kubernetes Indexed Job, a pod per shard")
+    plan.add_argument("--stack", required=True, help="environment, e.g. prod")
+    plan.add_argument("--service", help="the DICOM service (needed when the stack has several)")
+    plan.add_argument("--source", required=True, help="pvc://<claim>/<folder>: the archive on a volume")
+    plan.add_argument("--shards", type=bounded_count(1, 10_000, "shards"), required=True)
+    plan.add_argument("--parallelism", type=bounded_count(1, 10_000, "pods"),
+                      help="pods at once (default: all)")
+    plan.add_argument("--image", required=True, help="a container image with hdsctl installed")
+    plan.add_argument("--journal-claim", required=True,
+                      help="a PersistentVolumeClaim for the shards' journals")
+    plan.add_argument("--client-id", required=True, help="the workload identity's application (client) id")
+    plan.add_argument("--principal", help="the stack's alias for that identity: its grants are checked")
+    plan.add_argument("--via", choices=("stow", "datalake"), default="stow")
+    plan.add_argument("--name", default="dicom-migration", help="the Job's name (default dicom-migration)")
+    plan.add_argument("--output", type=Path, help="write the manifests here instead of stdout")
+    plan.set_defaults(handler=run_migrate_plan)
 
 
 def run_smoke(args) -> int:
@@ -138,6 +160,45 @@ def run_upload(args) -> int:
     finally:
         journal.close()
     return _print_upload(args, env.name, service.name, report)
+
+
+def run_migrate_plan(args) -> int:
+    import sys
+
+    from hdsctl.dicom.migrate import Migration, manifests, parse_source, render
+    from hdsctl.environment.load import load_environment, stack_file_path
+
+    path = stack_file_path(args.stack, args.stacks_dir)
+    env = load_environment(path)
+    service = service_of(env, args.service)
+    claim, folder = parse_source(args.source)
+    migration = Migration(env.name, path, service.name, args.shards, args.parallelism or args.shards,
+                          args.image, claim, folder, args.journal_claim, args.client_id, args.via, args.name)
+    text = render(manifests(migration))
+    if args.output:
+        from hdsctl.files import write_atomic
+
+        write_atomic(args.output, text)
+    else:
+        print(text, end="")
+    for line in _grants_needed(env, service, args):
+        print(line, file=sys.stderr)
+    return EXIT_OK
+
+
+def _grants_needed(env, service, args) -> list[str]:
+    """What the workers' identity must hold, and whether the stack declares it."""
+    if args.via == "datalake":
+        return [f"note: the workers write into {service.name}'s Data Lake: grant their identity Storage "
+                "Blob Data Contributor on its file system and Storage Queue Data Reader on its poison queue "
+                "(outside the stack for now), and DICOM Data Reader on the service to follow the indexing"]
+    wanted = (f"- {{role: DICOM Data Owner, principal: {args.principal or '<alias>'}, scope: {service.name}}}")
+    if args.principal and any(a.principal == args.principal and a.role.lower() == "dicom data owner"
+                              and a.scope in (service.name, "workspace") for a in env.spec.role_assignments):
+        return [f"ok: {args.principal} holds DICOM Data Owner on {service.name} in {env.source}"]
+    return [f"note: the workers' identity needs DICOM Data Owner on {service.name}: declare it in "
+            f"{env.source} under hdsctl:principals and hdsctl:roleAssignments ({wanted}), so pulumi up "
+            "grants it and hdsctl audit roles checks it"]
 
 
 def _status(args) -> int:

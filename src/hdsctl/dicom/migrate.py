@@ -1,0 +1,120 @@
+"""`hdsctl dicom migrate plan`: a migration run as a Kubernetes Indexed Job, one pod per shard.
+
+Rendered as data, then YAML (no text templating: names and URLs from the stack cannot break the
+document): a ServiceAccount for AKS workload identity (the pods get an Entra token, no secret),
+a ConfigMap with the stack file, and a batch/v1 Job with `completionMode: Indexed`, one
+completion per shard, `backoffLimitPerIndex` so a failing shard is retried alone, each pod
+running `hdsctl dicom upload --shard <its index>/N` over the archive on a mounted volume, with
+its journal on a volume that outlives the pods (a restarted pod resumes its shard).
+`hdsctl dicom upload --status` over the journals folder gives the one answer at the end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hdsctl.errors import BadInput
+
+INDEX = "JOB_COMPLETION_INDEX"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
+CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
+# Measured: the upload's peak RSS is 66-83 MB for 2 GB (benchmarks/README.md); one core each.
+RESOURCES = {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class MigrationPlanError(BadInput):
+    """A migration that cannot be rendered as asked."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    stack: str
+    stack_file: Path
+    service: str
+    shards: int
+    parallelism: int
+    image: str
+    source_claim: str  # the PersistentVolumeClaim holding the archive
+    source_path: str  # the archive's folder inside it
+    journal_claim: str  # a PersistentVolumeClaim that outlives the pods
+    client_id: str  # the workload identity's application (client) id
+    via: str = "stow"
+    name: str = "dicom-migration"
+    retries_per_shard: int = 3
+
+
+def parse_source(text: str) -> tuple[str, str]:
+    """`pvc://<claim>/<path>`: the archive on a volume every pod mounts read-only."""
+    if not text.startswith("pvc://"):
+        raise MigrationPlanError(f"--source {text!r}: give pvc://<claim>/<folder> (the archive on a "
+                                 "PersistentVolumeClaim every worker mounts read-only)")
+    claim, _, path = text.removeprefix("pvc://").partition("/")
+    if not DNS_LABEL.match(claim):
+        raise MigrationPlanError(f"--source {text!r}: {claim!r} is not a PersistentVolumeClaim name")
+    return claim, "/" + path.strip("/")
+
+
+def manifests(migration: Migration) -> list[dict]:
+    for what, value in (("--name", migration.name), ("--journal-claim", migration.journal_claim)):
+        if not DNS_LABEL.match(value):
+            raise MigrationPlanError(f"{what} {value!r} is not a Kubernetes name (lowercase letters, digits "
+                                     "and -)")
+    labels = {"app.kubernetes.io/name": migration.name, "app.kubernetes.io/part-of": "hdsctl"}
+    return [_service_account(migration, labels), _stack_config(migration, labels), _job(migration, labels)]
+
+
+def _service_account(migration: Migration, labels: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": migration.name, "labels": labels,
+                         "annotations": {CLIENT_ID_ANNOTATION: migration.client_id}}}
+
+
+def _stack_config(migration: Migration, labels: dict) -> dict:
+    """The stack file's hdsctl: keys only: no provider settings, no `secure:` values, reach the pods."""
+    import yaml
+
+    document = yaml.safe_load(migration.stack_file.read_text()) or {}
+    config = {key: value for key, value in (document.get("config") or {}).items() if key.startswith("hdsctl:")}
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"{migration.name}-stack", "labels": labels},
+            "data": {migration.stack_file.name: yaml.safe_dump({"config": config}, sort_keys=False)}}
+
+
+def _job(migration: Migration, labels: dict) -> dict:
+    source = "/archive" + migration.source_path
+    args = ["--stacks-dir", "/stacks", "dicom", "upload", source, "--stack", migration.stack, "--service",
+            migration.service, "--shard", f"$({INDEX})/{migration.shards}",
+            "--journal", f"/journals/shard-$({INDEX}).sqlite", "--json"]
+    if migration.via == "datalake":
+        args += ["--via", "datalake"]
+    container = {
+        "name": "upload", "image": migration.image, "command": ["hdsctl"], "args": args,
+        "env": [{"name": INDEX, "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}],
+        "resources": RESOURCES,
+        "volumeMounts": [{"name": "archive", "mountPath": "/archive", "readOnly": True},
+                         {"name": "journals", "mountPath": "/journals"},
+                         {"name": "stack", "mountPath": "/stacks", "readOnly": True}],
+    }
+    pod = {"metadata": {"labels": {**labels, WORKLOAD_IDENTITY_LABEL: "true"}},
+           "spec": {"serviceAccountName": migration.name, "restartPolicy": "Never",
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "archive", "persistentVolumeClaim": {"claimName": migration.source_claim,
+                                                                      "readOnly": True}},
+                        {"name": "journals", "persistentVolumeClaim": {"claimName": migration.journal_claim}},
+                        {"name": "stack", "configMap": {"name": f"{migration.name}-stack"}}]}}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": migration.name, "labels": labels},
+            "spec": {"completionMode": "Indexed", "completions": migration.shards,
+                     "parallelism": min(migration.parallelism, migration.shards),
+                     "backoffLimitPerIndex": migration.retries_per_shard, "template": pod}}
+
+
+def render(documents: list[dict]) -> str:
+    import yaml
+
+    return "---\n".join(yaml.safe_dump(document, sort_keys=False) for document in documents)

@@ -1,0 +1,65 @@
+"""`hdsctl dicom migrate plan`: the migration as a Kubernetes Indexed Job, checked offline against
+the Kubernetes schemas (kubernetes-validate), the way the CI pipelines are checked against theirs."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import STACKS
+
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_OK
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+CLIENT_ID = "11111111-2222-4333-8444-555555555555"
+
+
+def plan(run_cli, *extra):
+    return run_cli("--stacks-dir", str(STACKS), "dicom", "migrate", "plan", "--stack", "prod", "--source",
+                   "pvc://pacs-archive/export/2019", "--shards", "8", "--parallelism", "4", "--image",
+                   "registry.example/hdsctl:1", "--journal-claim", "migration-journals", "--client-id",
+                   CLIENT_ID, *extra)
+
+
+def test_the_job_is_valid_kubernetes_and_runs_one_shard_per_index(run_cli):
+    code, out, err = plan(run_cli)
+    assert code == EXIT_OK, err
+    documents = list(yaml.safe_load_all(out))
+    for document in documents:
+        kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+    account, config, job = documents
+    assert account["metadata"]["annotations"]["azure.workload.identity/client-id"] == CLIENT_ID
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 8, 4)
+    assert spec["backoffLimitPerIndex"] >= 1  # a failing shard is retried alone
+    pod = spec["template"]
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    container, = pod["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)/8"
+    assert args[args.index("--journal") + 1] == "/journals/shard-$(JOB_COMPLETION_INDEX).sqlite"
+    assert "/archive/export/2019" in args
+    assert container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"].endswith(
+        "['batch.kubernetes.io/job-completion-index']")
+    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["spec"]["volumes"]}
+    assert claims["journals"] == "migration-journals" and claims["archive"] == "pacs-archive"
+    stack = yaml.safe_load(config["data"]["Pulumi.prod.yaml"])["config"]
+    assert all(key.startswith("hdsctl:") for key in stack)  # no provider settings or secure values
+    assert "note: the workers' identity needs DICOM Data Owner on radiology" in err
+
+
+def test_a_declared_grant_is_recognised(run_cli):
+    code, _, err = plan(run_cli, "--principal", "pacs-router")
+    assert code == EXIT_OK
+    assert "ok: pacs-router holds DICOM Data Owner on radiology" in err
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--source", "/mnt/archive"], "give pvc://"),
+    (["--source", "pvc://Bad_Claim/x"], "not a PersistentVolumeClaim name"),
+    (["--journal-claim", "Journals!"], "not a Kubernetes name"),
+])
+def test_bad_input_is_named(run_cli, extra, words):
+    code, _, err = plan(run_cli, *extra)
+    assert code == EXIT_BAD_INPUT and words in err and "Traceback" not in err
