@@ -119,3 +119,62 @@ def test_status_refuses_journals_of_different_cuts(run_cli, tmp_path):
     code, _, err = run_cli("dicom", "upload", "--status", str(tmp_path / "a.sqlite"),
                            str(tmp_path / "b.sqlite"))
     assert code == EXIT_BAD_INPUT and "cut the archive into 2" in err
+
+
+def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_once(stack, shared_dicom,
+                                                                                     tmp_path):
+    """Two worker processes at once; the first is killed mid-run (SIGKILL, as a pod is) and run
+    again with the same index: every file ends stored exactly once, and --status says so."""
+    import signal
+    import sqlite3
+    import time
+
+    from hdsctl.dicom.client import DicomClient
+
+    studies = archive(tmp_path / "archive", studies=10)
+    total = sum(len(s.instances) for s in studies)
+
+    def worker(index: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(stack.parent), "dicom", "upload",
+             str(tmp_path / "archive"), "--stack", "local", "--url", shared_dicom.url, "--shard", f"{index}/2",
+             "--journal", str(tmp_path / f"shard{index}.sqlite"), "--batch-mb", "0.01", "--concurrency", "1",
+             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def journaled(index: int) -> int:
+        try:
+            db = sqlite3.connect(tmp_path / f"shard{index}.sqlite")
+            try:
+                query = "select count(*) from files where status in ('stored', 'already')"
+                return db.execute(query).fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    shared_dicom.knobs.latency_ms = 150  # each request slow enough to kill the worker between two
+    try:
+        first, second = worker(0), worker(1)
+        deadline = time.monotonic() + 60
+        while journaled(0) == 0 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        killed = first.poll() is None
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        assert second.wait(120) == 0, second.stderr.read()[-2000:]
+    finally:
+        shared_dicom.knobs.latency_ms = 0
+    assert killed, "the first worker ended before it could be killed"
+    mine = sum(len(s.instances) for s in studies if shard_of(s.study_uid, 2) == 0)
+    assert journaled(0) < mine  # it was cut short
+    again = worker(0)
+    assert again.wait(120) == 0, again.stderr.read()[-2000:]
+    with DicomClient(shared_dicom.url) as client:
+        held = sum(len(client.search("instances", study=s.study_uid)) for s in studies)
+    assert held == total  # every instance once
+    code = subprocess.run([sys.executable, "-m", "hdsctl.cli", "dicom", "upload", "--status",
+                           str(tmp_path / "shard0.sqlite"), str(tmp_path / "shard1.sqlite"), "--json"],
+                          capture_output=True, text=True)
+    merged = json.loads(code.stdout)
+    assert code.returncode == 0 and merged["ok"]
+    assert merged["counts"].get("stored", 0) + merged["counts"].get("already", 0) == total
