@@ -125,7 +125,7 @@ def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Ent
         return None
     try:
         row = db.execute("select * from last_run").fetchone()
-        if row is None:
+        if row is None or _sharded(db):  # a shard's journal: the full path checks the shard
             return None
         record = RunRecord(*row)
         same = (record.stack, record.service_option, record.url_option, record.stack_digest) == (
@@ -137,6 +137,11 @@ def quick_rerun(path: Path, wanted: RunRecord) -> tuple[RunRecord, dict[str, Ent
         return None  # an older journal, or not one: the full path reads it and says what is wrong
     finally:
         db.close()
+
+
+def _sharded(db: sqlite3.Connection) -> bool:
+    has_table = db.execute("select 1 from sqlite_master where type = 'table' and name = 'shard'").fetchone()
+    return bool(has_table and db.execute("select 1 from shard").fetchone())
 
 
 class Journal:
