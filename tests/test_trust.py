@@ -47,7 +47,7 @@ class _Paging(BaseHTTPRequestHandler):
 def test_a_paging_link_to_another_host_is_not_followed():
     """Finding 7: search followed `next` to any host, with the FHIR token."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Paging)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         with FhirClient(f"http://127.0.0.1:{server.server_address[1]}") as client, \
                 pytest.raises(FhirUrlRefused, match=r"127\.0\.0\.2"):
@@ -79,7 +79,7 @@ def test_a_storage_redirect_to_another_host_is_not_followed():
     from hdsctl.retry import Budget
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/devstoreaccount1"
         with storage_client(QueueClient, url, "dicom-events", budget=Budget(2)) as queue, \

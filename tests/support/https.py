@@ -68,7 +68,8 @@ class HttpsServer:
         context.load_cert_chain(self.cert_path, key_path)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Polled every 50 ms for shutdown (0.5 s by default): stopping is quick
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> HttpsServer:
         self._thread.start()

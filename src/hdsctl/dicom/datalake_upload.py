@@ -29,6 +29,7 @@ from hdsctl.dicom.web import first_value
 from hdsctl.events.schema import blob_subject
 
 UPLOAD_FOLDER = "hdsctl-upload"
+MAX_POLL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class DataLakeTarget:
 
 class DataLakeUpload(Upload):
     def __init__(self, target: DataLakeTarget, dicom_factory, journal, options, progress=None, *, budget=None,
-                 wait_seconds: float | None = 600.0, poll_seconds: float = 2.0):
+                 wait_seconds: float | None = 600.0, poll_seconds: float = 0.2):
         super().__init__(self._container, journal, options, progress)
         self.target, self.dicom_factory, self.budget = target, dicom_factory, budget
         self.wait_seconds, self.poll_seconds = wait_seconds, poll_seconds
@@ -146,6 +147,7 @@ class DataLakeUpload(Upload):
         waiting = {o.sop_uid: o for o in report.outcomes if o.status == COPIED}
         studies = self._studies()
         deadline = time.monotonic() + self.wait_seconds
+        pause = self.poll_seconds
         with self.dicom_factory() as dicom:
             while waiting:
                 settled = self._indexed(dicom, waiting, studies) + self._refused(waiting)
@@ -154,7 +156,8 @@ class DataLakeUpload(Upload):
                     waiting.pop(outcome.sop_uid, None)
                 if not waiting or time.monotonic() > deadline:
                     break
-                time.sleep(self.poll_seconds)
+                time.sleep(pause)
+                pause = min(pause * 1.5, MAX_POLL_SECONDS)  # indexing may take minutes: ask less often
         if waiting:
             report.stopped = (f"{len(waiting)} file(s) copied but not indexed within "
                               f"{self.wait_seconds:.0f} s: run the same upload again later to follow them")

@@ -139,7 +139,8 @@ class FhirStandIn:
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Polled every 50 ms for shutdown (0.5 s by default): stopping is quick
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def fail_next(self, status: int, count: int = 1) -> None:
         self._failures += [status] * count
