@@ -136,7 +136,7 @@ def test_unreachable_service_fails_with_a_message(run_cli, local_stack):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         code, out, _ = run_cli("--stacks-dir", str(local_stack.parent), "tags", "status", "--stack", "local",
-                               "--url", f"http://127.0.0.1:{port}")
+                               "--url", f"http://127.0.0.1:{port}", "--timeout", "1")
     assert code == EXIT_FAILED
     assert "FAILED: GET http://127.0.0.1:" in out and "got no answer" in out and "check the URL" in out
 
