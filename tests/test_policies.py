@@ -215,6 +215,11 @@ def test_cli_policy_exit_code_json_and_sarif(prod_document, write_stack, run_cli
                            "--stack", "prodcopy", "--policy", "--json", "-")
     assert code == EXIT_FAILED
     assert json.loads(out)["policy"]["passed"] is False
+    code, out, _ = run_cli("--stacks-dir", str(path.parent), "preview", "--program", str(PROGRAM),
+                           "--stack", "prodcopy", "--policy", "--summary")
+    line, = out.strip().splitlines()  # one line per stack
+    assert code == EXIT_FAILED and "FAILS 1 mandatory finding(s)" in line
+    assert "hdsctl preview --stack prodcopy --policy" in line
 
 
 def test_cli_policy_passes_on_shipped_prod(run_cli):

@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="evaluate the policy pack (policies/) over the plan, at the stack's tier")
     preview.add_argument("--sarif", metavar="PATH",
                          help="write policy findings as SARIF 2.1.0 (implies --policy)")
+    preview.add_argument("--summary", action="store_true",
+                         help="one line per stack (resources, policy verdict) instead of every resource")
     preview.set_defaults(handler=_preview)
 
     tag_commands.add_arguments(commands)
@@ -170,18 +172,21 @@ def _preview(args) -> int:
             failed += 1
             continue
         document = plan.to_json()
-        if not quiet:
+        if not quiet and not args.summary:
             print(render_plan(plan))
             print()
+        report = None
         if with_policy:
             from hdsctl.policies.evaluate import evaluate, render
 
             report = evaluate(plan)
             reports.append(report)
             document["policy"] = report.to_json()
-            if not quiet:
+            if not quiet and not args.summary:
                 print(render(report))
                 print()
+        if args.summary and not quiet:
+            print(_summary_line(plan, report))
         documents.append(document)
     if args.json_path:
         _write_json(documents if args.all else (documents[0] if documents else None), args.json_path)
@@ -194,6 +199,16 @@ def _preview(args) -> int:
     if failed:
         return EXIT_BAD_INPUT
     return EXIT_FAILED if any(report.mandatory for report in reports) else EXIT_OK
+
+
+def _summary_line(plan, report) -> str:
+    line = f"{plan.stack:<10} tier {plan.tier:<5} {len(plan.resources):3d} resources"
+    if report is not None:
+        failing = len(report.mandatory)
+        verdict = (f"FAILS {failing} mandatory finding(s)" if failing else "passes every mandatory policy")
+        advisory = len(report.violations) - len(report.mandatory)
+        line += f"  {verdict}, {advisory} advisory"
+    return line + f"   (details: hdsctl preview --stack {plan.stack}{' --policy' if report else ''})"
 
 
 def _write_json(document, target: str) -> None:
