@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hdsctl.dicom.synthetic import synthetic_study
+from corpus import ct_corpus, megabytes
+
 from hdsctl.emulator.azurite import Azurite
 from hdsctl.emulator.indexer import LocalIndexer, indexing_of
 from hdsctl.emulator.orthanc import OrthancEngine
@@ -38,15 +39,7 @@ INSTANCE_BYTES = 525_000
 
 def corpus(folder: Path, count: int) -> float:
     """`count` instances into `folder`; their total size in MB."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written, size = 0, 0
-    while written < count:
-        for instance in synthetic_study(instances_per_series=25, size=512).instances:
-            if instance.frames == 1 and written < count:
-                (folder / f"{written:06d}.dcm").write_bytes(instance.data)
-                written += 1
-                size += len(instance.data)
-    return size / 1e6
+    return megabytes(ct_corpus(folder, count, per_series=25))
 
 
 def upload(folder: Path, journal: Path, *extra: str) -> tuple[float, int, dict]:

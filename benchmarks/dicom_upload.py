@@ -29,8 +29,8 @@ import uuid
 from pathlib import Path
 
 import requests
+from corpus import ct_corpus
 
-from hdsctl.dicom.synthetic import synthetic_study
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.server import Emulator
 
@@ -41,15 +41,7 @@ AS_INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTE
 
 
 def corpus(folder: Path, count: int) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    while len(files) < count:
-        for instance in synthetic_study(instances_per_series=25, size=512).instances:
-            if instance.frames == 1 and len(files) < count:
-                path = folder / f"{len(files):06d}.dcm"
-                path.write_bytes(instance.data)
-                files.append(path)
-    return files
+    return ct_corpus(folder, count)
 
 
 def seed_way(url: str, files: list[Path]) -> float:

@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hdsctl.dicom.synthetic import synthetic_study
+from corpus import ct_corpus, megabytes
+
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.server import Emulator
 
@@ -28,15 +29,8 @@ AS_INSTALLED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTE
 
 
 def corpus(folder: Path, count: int) -> float:
-    folder.mkdir(parents=True, exist_ok=True)
-    written, size = 0, 0
-    while written < count:
-        for instance in synthetic_study(instances_per_series=10, size=512).instances:
-            if instance.frames == 1 and written < count:
-                (folder / f"{written:06d}.dcm").write_bytes(instance.data)
-                written += 1
-                size += len(instance.data)
-    return size / 1e6
+    """`count` instances into `folder`; their total size in MB."""
+    return megabytes(ct_corpus(folder, count, per_series=10))
 
 
 def run_workers(url: str, folder: Path, journals: Path, workers: int) -> float:
