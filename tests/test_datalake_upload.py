@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import STACKS
+from conftest import STACKS, load_yaml
 
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.synthetic import synthetic_study
@@ -182,3 +182,24 @@ def test_files_written_by_other_tools_are_indexed_refused_or_removed(shared_even
         container.delete_blob(f"{folder}a.dcm")  # removed from the Data Lake: removed from the index
         assert _wait(lambda: held() == 0)
         container.delete_blob(f"{folder}broken.dcm")  # never indexed: its removal changes nothing
+
+
+def test_a_partition_the_service_or_its_indexing_does_not_have_is_refused(run_cli, write_stack, tmp_path):
+    document = load_yaml(STACKS / "Pulumi.local.yaml")
+    write(tmp_path / "archive", synthetic_study(instances_per_series=1, size=16))
+    path = write_stack("local", document)
+
+    def run(*extra):
+        return run_cli("--stacks-dir", str(path.parent), "dicom", "upload", str(tmp_path / "archive"),
+                       "--stack", "local", "--url", "http://127.0.0.1:9", *extra)
+
+    code, _, err = run("--partition", "ct")
+    assert code == EXIT_BAD_INPUT and "radiology has no data partitions" in err
+    service = document["config"]["hdsctl:dicomServices"][0]
+    service["dataPartitions"] = True
+    service["storage"]["indexing"]["partitions"] = ["ct", "mr"]
+    path = write_stack("local", document)
+    code, _, err = run("--partition", "us", "--via", "datalake")
+    assert code == EXIT_BAD_INPUT and "indexing covers only partitions ct, mr" in err
+    code, _, err = run("--partition", "bad/name")
+    assert code == EXIT_BAD_INPUT and "a partition name is" in err

@@ -24,6 +24,7 @@ HEALTH_EVENT_TYPES = DICOM_EVENT_TYPES + FHIR_EVENT_TYPES
 SYSTEM_TOPIC_TYPE = "Microsoft.HealthcareApis.Workspaces"
 # The data partition every DICOM service with partitions has (and the one events name otherwise).
 DEFAULT_PARTITION = "Microsoft.Default"
+PARTITION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Environment (stack) names end up in Azure names, URLs, pipeline YAML and shell: lowercase
 # letters, digits and single hyphens. 14 characters at most, so the default workspace name
 # (prefix of at most 10 + the name without hyphens) stays within 24 and is never cut short.

@@ -9,7 +9,7 @@ from pathlib import Path
 from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of, megabytes, positive_seconds
 from hdsctl.dicom.expire_command import add_expire_arguments
 from hdsctl.dicom.shards import parse_shard
-from hdsctl.dicom.target import DicomUsageError, client_for, service_of
+from hdsctl.dicom.target import DicomUsageError, client_for, partition_of, service_of
 from hdsctl.errors import EXIT_FAILED, EXIT_OK
 
 
@@ -51,6 +51,8 @@ def add_arguments(commands) -> None:
     upload.add_argument("--shard", type=parse_shard, metavar="I/N",
                         help="take only the studies of shard I of N (0 <= I < N), by a stable hash of the "
                              "StudyInstanceUID; each shard with a journal of its own")
+    upload.add_argument("--partition", help="the data partition to store into (a service with data partitions; "
+                                            "default Microsoft.Default)")
     upload.add_argument("--via", choices=("stow", "datalake"), default="stow",
                         help="stow: STOW-RS requests (default); datalake: write the files into the service's "
                              "Data Lake for it to index (needs storage.indexing), then follow them")
@@ -135,7 +137,7 @@ def run_upload(args) -> int:
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
     service = service_of(env, args.service)
     budget = budget_of(args)
-    probe = client_for(env, service, args.url, budget)  # checks the URL first
+    probe = client_for(env, service, args.url, budget, args.partition)  # checks URL and partition first
     url = probe.service_root
     probe.close()
     target = _data_lake_target(args, env, service) if args.via == "datalake" else None
@@ -145,11 +147,13 @@ def run_upload(args) -> int:
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
     try:
         if target is None:
-            upload = Upload(lambda: client_for(env, service, args.url, budget), journal, options, progress)
+            upload = Upload(lambda: client_for(env, service, args.url, budget, args.partition), journal,
+                            options, progress)
         else:
             from hdsctl.dicom.datalake_upload import DataLakeUpload
 
-            upload = DataLakeUpload(target, lambda: client_for(env, service, args.url, budget), journal,
+            upload = DataLakeUpload(target, lambda: client_for(env, service, args.url, budget, args.partition),
+                                    journal,
                                     options, progress, budget=budget,
                                     wait_seconds=None if args.no_wait else args.wait)
         report = upload.run(list(args.paths), url)
@@ -221,11 +225,18 @@ def _data_lake_target(args, env, service):
     if storage is None or storage.indexing is None:
         raise DicomUsageError(f"--via datalake writes into the service's Data Lake for it to index: declare "
                               f"storage with indexing for {service.name} in {env.source}")
+    partition = partition_of(env, service, args.partition)
+    covered = storage.indexing.partitions
+    if partition and covered and partition not in covered:
+        raise DicomUsageError(f"--partition {partition}: {service.name}'s indexing covers only partitions "
+                              f"{', '.join(covered)} (storage.indexing.partitions in {env.source}): files "
+                              "written elsewhere would never be indexed")
+    folder = naming.dicom_storage_folder(env.workspace_name, service.name)
+    folder += f"{partition}/" if partition else ""
     account = env.dicom_storage_account_name(service)
     hosts = env.spec.trusted_hosts
     return DataLakeTarget(account_url(account, "blob", args.storage_url, hosts), storage.file_system_name,
-                          naming.dicom_storage_folder(env.workspace_name, service.name), storage.indexing.queue,
-                          account_url(account, "queue", args.queue_url, hosts))
+                          folder, storage.indexing.queue, account_url(account, "queue", args.queue_url, hosts))
 
 
 def _run_record(args):

@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from hdsctl import naming
 from hdsctl.environment.fields import (
     Model,
     StorageAccountId,
@@ -31,7 +32,7 @@ def _single_hyphens(name: str) -> str:
 
 IndexingQueueName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,54}[a-z0-9]$"),
                               AfterValidator(_single_hyphens)]
-PartitionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+PartitionName = Annotated[str, Field(pattern=rf"^{naming.PARTITION_NAME.pattern}$")]
 
 
 class StorageTiering(Model):
