@@ -116,6 +116,20 @@ def shared_dicom():
 
 
 @pytest.fixture(scope="session")
+def shared_fhir_engine():
+    """Medplum's FHIR engine, started once per test session (per worker); each test's front empties it."""
+    from hdsctl.emulator.medplum import MedplumEngine
+    from hdsctl.emulator.process import EngineUnavailable
+
+    try:
+        engine = MedplumEngine().start()
+    except EngineUnavailable as err:
+        pytest.skip(f"needs the local FHIR engine: {err}")
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
 def shared_events():
     """Azurite and the Orthanc-backed local DICOM service delivering the local stack's events
     into it and indexing what is written into its Data Lake, started once per test session (per

@@ -12,7 +12,7 @@ from conftest import STACKS
 
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.synthetic import synthetic_study
-from hdsctl.emulator.fhir import FhirStandIn
+from hdsctl.emulator.medplum import LocalFhir
 from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from hdsctl.fhir.client import FhirClient
 from hdsctl.fhir.link import CREATED, DELETED, UNCHANGED, UPDATED, Linker
@@ -21,9 +21,11 @@ PATIENT_SYSTEM = "urn:oid:2.16.840.1.113883.19.5"
 
 
 @pytest.fixture
-def fhir():
-    with FhirStandIn() as stand_in:
-        yield stand_in
+def fhir(shared_fhir_engine):
+    """FHIR from an engine no one here wrote (Medplum), behind the front that adds Azure's rules;
+    empty at the start of each test."""
+    with LocalFhir(engine=shared_fhir_engine) as local:
+        yield local
 
 
 @pytest.fixture

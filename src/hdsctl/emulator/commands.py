@@ -66,14 +66,7 @@ def run_emulator(args) -> int:
 
             storage = Azurite().start()
         if args.fhir:
-            from hdsctl.emulator.fhir import FhirStandIn
-
-            try:
-                fhir = FhirStandIn(args.host, args.fhir_port).start()
-            except OSError as err:
-                raise UsageError(f"the FHIR stand-in cannot listen on {args.host}:{args.fhir_port}: "
-                                 f"{err.strerror}; "
-                                 "pick another --fhir-port (0 takes a free one)") from None
+            fhir = _start_fhir(args)
         return _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing)
     finally:
         for started in (fhir, storage):
@@ -137,12 +130,30 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing=
                 Path(args.url_file).unlink()
 
 
+def _start_fhir(args):
+    """Medplum's FHIR engine behind the front that adds Azure's rules; without Node.js or Medplum
+    installed, the stand-in (the same rules, written here), with a note."""
+    from hdsctl.emulator.fhir import FhirStandIn
+    from hdsctl.emulator.medplum import LocalFhir
+    from hdsctl.emulator.process import EngineUnavailable
+
+    try:
+        try:
+            return LocalFhir(args.host, args.fhir_port).start()
+        except EngineUnavailable as err:
+            print(f"note: {err}; serving FHIR from the stand-in instead", file=sys.stderr)
+            return FhirStandIn(args.host, args.fhir_port).start()
+    except OSError as err:
+        raise UsageError(f"the local FHIR service cannot listen on {args.host}:{args.fhir_port}: "
+                         f"{err.strerror}; pick another --fhir-port (0 takes a free one)") from None
+
+
 def _announce(args, engine, emulator, fhir, storage, routes) -> None:
     what = ("Orthanc-backed DICOM service" if engine else
             f"DICOM tag emulator ({args.instances} synthetic instances)")
     print(f"{what} listening on {emulator.url}; Ctrl-C stops it", flush=True)
     if fhir is not None:
-        print(f"FHIR stand-in listening on {fhir.url}", flush=True)
+        print(f"FHIR listening on {fhir.url}", flush=True)
     if storage is not None:
         queues = ", ".join(sorted({r.queue for r in routes})) or "none"
         print(f"events: Azurite queues at {storage.queue_url} (queues: {queues})", flush=True)
