@@ -59,8 +59,11 @@ def run(way: str, tags, instances: int, speed: float, poll: float) -> dict:
         else:
             for tag in tags:  # the seed article's way, one tag at a time
                 client.add_tags([tag])
-                while client.get_tag(tag.path).status != "ready":
-                    time.sleep(poll)
+                # polled on hdsctl's own schedule, so the comparison is of the ways, not of the pace
+                for delay in PollSchedule(first=poll).delays():
+                    if client.get_tag(tag.path).status == "ready":
+                        break
+                    time.sleep(delay)
         wall = time.perf_counter() - start
         client.close()
         assert all(t.status == "ready" for t in emu.store.tags.values()) and len(emu.store.tags) == len(tags)
