@@ -26,8 +26,9 @@ import itertools
 import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from hdsctl.emulator.loopback import FhirHandler, FhirHooks, LoopbackServer
 
 TRANSACTION_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 MAX_BODY = 32 << 20
@@ -128,36 +129,13 @@ def _matches(resource: dict, name: str, value: str) -> bool:
     raise FhirProblem(400, f"search parameter {name!r} is not supported here", "not-supported")
 
 
-class FhirStandIn:
+class FhirStandIn(LoopbackServer, FhirHooks):
     """`with FhirStandIn() as fhir:` — `fhir.url` is the service base URL."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.store = FhirStore()
-        self.requests: list[tuple[str, str]] = []
-        self.statuses: list[int] = []  # of every answer, in order
-        self._failures: list[int] = []
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        # Polled every 50 ms for shutdown (0.5 s by default): stopping is quick
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    def fail_next(self, status: int, count: int = 1) -> None:
-        self._failures += [status] * count
-
-    def start(self) -> FhirStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> FhirStandIn:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        FhirHooks.__init__(self)
+        LoopbackServer.__init__(self, _handler(self), host, port)
 
     def resources(self, kind: str) -> list[dict]:
         with self.store.lock:
@@ -313,12 +291,7 @@ def _history_bundle(base: str, kind: str, resource_id: str, history: list) -> di
 
 
 def _handler(stand_in: FhirStandIn):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):  # quiet: tests read stand_in.requests instead
-            return
-
+    class Handler(FhirHandler):
         def setup(self):
             super().setup()
             # Headers and body leave in two writes: without this, Nagle's algorithm and the
@@ -343,25 +316,6 @@ def _handler(stand_in: FhirStandIn):
             except ValueError as err:
                 status, answer, extra = 400, FhirProblem(400, f"not JSON: {err}").outcome(), {}
             payload = json.dumps(answer).encode() if answer is not None else b""
-            stand_in.statuses.append(status)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/fhir+json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            self._reply(status, {"Content-Type": "application/fhir+json", **extra}, payload)
 
-        def do_GET(self):
-            self._serve("GET")
-
-        def do_POST(self):
-            self._serve("POST")
-
-        def do_PUT(self):
-            self._serve("PUT")
-
-        def do_DELETE(self):
-            self._serve("DELETE")
-
-    return Handler
+    return type("Handler", (Handler,), {"hooks": stand_in})

@@ -20,9 +20,9 @@ import re
 import shutil
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from hdsctl.emulator.loopback import FhirHandler, FhirHooks, LoopbackServer
 from hdsctl.emulator.process import EngineUnavailable, LocalProcess, free_port
 
 TOOLS = Path(__file__).resolve().parents[3] / "tools" / "medplum"
@@ -92,7 +92,7 @@ class Versions:
         return f'W/"{self.engine_version(key, match[1])}"' if match else header
 
 
-class LocalFhir:
+class LocalFhir(LoopbackServer, FhirHooks):
     """Run with `with LocalFhir() as fhir:`; `fhir.url` is the FHIR base URL."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, engine: MedplumEngine | None = None):
@@ -100,16 +100,8 @@ class LocalFhir:
         self.engine = engine or MedplumEngine()
         self._own_engine = engine is None
         self.versions = Versions()
-        self.requests: list[tuple[str, str]] = []
-        self.statuses: list[int] = []  # of every answer, in order
-        self._failures: list[int] = []
-        self.server = ThreadingHTTPServer((host, port), _front(self))
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    def fail_next(self, status: int, count: int = 1) -> None:
-        self._failures += [status] * count
+        FhirHooks.__init__(self)
+        LoopbackServer.__init__(self, _front(self), host, port)
 
     def start(self) -> LocalFhir:
         try:
@@ -120,20 +112,12 @@ class LocalFhir:
         except BaseException:
             self.server.server_close()
             raise
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
         if self._own_engine:
             self.engine.stop()
-
-    def __enter__(self) -> LocalFhir:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def resources(self, kind: str) -> list[dict]:
         """Every current resource of a type, as the engine holds it (versions as numbers)."""
@@ -194,12 +178,7 @@ def _all_or_nothing(status: int, document):
 
 
 def _front(fhir: LocalFhir):
-    class Front(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            """Quiet: tests read what was asked from `requests`."""
-
+    class Front(FhirHandler):
         def _serve(self, method: str) -> None:
             path = self.path.split("?", 1)[0]
             fhir.requests.append((method, path))
@@ -214,24 +193,6 @@ def _front(fhir: LocalFhir):
             else:
                 sent, raw = fhir.inward(method, path, self.headers, raw)
                 status, headers, payload = fhir.exchange(method, self.path, raw, sent)
-            fhir.statuses.append(status)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self._reply(status, headers, payload)
 
-        def do_GET(self):
-            self._serve("GET")
-
-        def do_POST(self):
-            self._serve("POST")
-
-        def do_PUT(self):
-            self._serve("PUT")
-
-        def do_DELETE(self):
-            self._serve("DELETE")
-
-    return Front
+    return type("Front", (Front,), {"hooks": fhir})
