@@ -111,6 +111,17 @@ def test_the_html_report_reads_well_in_a_browser(run_cli, tmp_path):
         assert len(browser.find_elements(By.CSS_SELECTOR, "svg.cost circle.cost")) == 8
         rows = browser.find_elements(By.CSS_SELECTOR, "table.years tbody tr")
         assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows] == [str(y) for y in range(1, 9)]
+        # A bar is read without the table: axes with units, and each bar's and point's value on it
+        stored = browser.find_element(By.CSS_SELECTOR, "svg.stored")
+        titles = [t.text for t in stored.find_elements(By.CSS_SELECTOR, "text.axis-title")]
+        assert titles == ["stored (TB)", "year"]
+        assert len(stored.find_elements(By.CSS_SELECTOR, "text.tick")) == 3 + 8  # y ticks, then years
+        values = [t.text for t in stored.find_elements(By.CSS_SELECTOR, "text.value")]
+        totals = [r.find_elements(By.TAG_NAME, "td")[-2].text.strip() for r in rows]
+        assert values == totals, (values, totals)
+        cost = browser.find_element(By.CSS_SELECTOR, "svg.cost")
+        assert "per month" in cost.find_elements(By.CSS_SELECTOR, "text.axis-title")[0].text
+        assert len(cost.find_elements(By.CSS_SELECTOR, "text.value")) == 8
         assert "seed article" in browser.find_element(By.CSS_SELECTOR, "table.modalities").text
     finally:
         browser.quit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from html import escape
 
 from hdsctl.capacity.projection import GB, TIERS, Workload, YearFigures
 
@@ -73,39 +74,70 @@ def _table(report: CapacityReport) -> str:
     return "\n".join(lines)
 
 
-def _bars(figures: list[YearFigures], width: int = 640, height: int = 260) -> str:
-    """Stored TB per tier, one stacked bar per year."""
+# Room around each chart's plot area for the axes, their ticks and titles.
+LEFT, BOTTOM, TOP = 64, 40, 22
+
+
+def _axes(width: int, height: int, top_value: float, unit: str, x_title: str) -> list[str]:
+    """A y axis with three ticks labelled in `unit`, an x axis, and both titles."""
+    plot = height - BOTTOM - TOP
+    parts = [f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot}" stroke="#57606a"/>',
+             f'<line class="axis" x1="{LEFT}" y1="{TOP + plot}" x2="{width}" y2="{TOP + plot}" '
+             'stroke="#57606a"/>']
+    for share in (0, 0.5, 1):
+        y = TOP + plot - share * plot
+        parts.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                     f'{share * top_value:,.0f}</text>')
+    parts.append(f'<text class="axis-title" x="14" y="{TOP + plot / 2:.1f}" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {TOP + plot / 2:.1f})">{escape(unit)}</text>')
+    parts.append(f'<text class="axis-title" x="{(LEFT + width) / 2:.1f}" y="{height - 4}" '
+                 f'text-anchor="middle">{escape(x_title)}</text>')
+    return parts
+
+
+def _bars(figures: list[YearFigures], width: int = 640, height: int = 300) -> str:
+    """Stored TB per tier, one stacked bar per year, its total written above it."""
     top = max((f.stored_total for f in figures), default=0) / TB or 1
-    step = width / max(len(figures), 1)
-    parts = []
+    plot = height - BOTTOM - TOP
+    step = (width - LEFT) / max(len(figures), 1)
+    parts = _axes(width, height, top, "stored (TB)", "year")
     for index, f in enumerate(figures):
-        y = height
+        x, y = LEFT + index * step, TOP + plot
         for tier in TIERS:
-            size = f.stored_bytes[tier] / TB / top * (height - 20)
+            size = f.stored_bytes[tier] / TB / top * plot
             if size > 0:
                 y -= size
-                parts.append(f'<rect class="bar {tier}" x="{index * step + 4:.1f}" y="{y:.1f}" '
+                parts.append(f'<rect class="bar {tier}" x="{x + 4:.1f}" y="{y:.1f}" '
                              f'width="{step - 8:.1f}" height="{size:.1f}" fill="{TIER_COLOURS[tier]}">'
                              f'<title>year {f.year} {tier}: {f.stored_bytes[tier] / TB:.1f} TB</title></rect>')
-        parts.append(f'<text x="{index * step + step / 2:.1f}" y="{height + 14}" '
+        parts.append(f'<text class="value" x="{x + step / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">'
+                     f'{f.stored_total / TB:.1f}</text>')
+        parts.append(f'<text class="tick" x="{x + step / 2:.1f}" y="{TOP + plot + 14}" '
                      f'text-anchor="middle">{f.year}</text>')
-    return (f'<svg class="chart stored" viewBox="0 0 {width} {height + 20}" role="img" '
+    return (f'<svg class="chart stored" viewBox="0 0 {width} {height}" role="img" '
             f'aria-label="stored TB per tier by year">{"".join(parts)}</svg>')
 
 
-def _line(figures: list[YearFigures], width: int = 640, height: int = 200) -> str:
-    """Monthly cost at the end of each year."""
+def _line(figures: list[YearFigures], currency: str, width: int = 640, height: int = 240) -> str:
+    """Monthly cost at the end of each year, each point labelled with its value."""
     top = max((f.monthly_cost for f in figures), default=0) or 1
-    step = width / max(len(figures), 1)
-    points = " ".join(f"{i * step + step / 2:.1f},{height - f.monthly_cost / top * (height - 20):.1f}"
-                      for i, f in enumerate(figures))
-    dots = "".join(f'<circle class="cost" cx="{i * step + step / 2:.1f}" '
-                   f'cy="{height - f.monthly_cost / top * (height - 20):.1f}" r="3">'
-                   f'<title>year {f.year}: {f.monthly_cost:,.0f} per month</title></circle>'
-                   for i, f in enumerate(figures))
+    plot = height - BOTTOM - TOP
+    step = (width - LEFT) / max(len(figures), 1)
+    points = [(LEFT + i * step + step / 2, TOP + plot - f.monthly_cost / top * plot, f)
+              for i, f in enumerate(figures)]
+    parts = _axes(width, height, top, f"{currency} per month", "year")
+    parts.append('<polyline fill="none" stroke="#2c3e50" stroke-width="2" points="'
+                 + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points) + '"/>')
+    for x, y, f in points:
+        parts.append(f'<circle class="cost" cx="{x:.1f}" cy="{y:.1f}" r="3">'
+                     f'<title>year {f.year}: {f.monthly_cost:,.0f} {escape(currency)} per month</title>'
+                     '</circle>')
+        parts.append(f'<text class="value" x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">'
+                     f'{f.monthly_cost:,.0f}</text>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{TOP + plot + 14}" text-anchor="middle">'
+                     f'{f.year}</text>')
     return (f'<svg class="chart cost" viewBox="0 0 {width} {height}" role="img" '
-            'aria-label="monthly cost by year">'
-            f'<polyline fill="none" stroke="#2c3e50" stroke-width="2" points="{points}"/>{dots}</svg>')
+            f'aria-label="monthly cost by year">{"".join(parts)}</svg>')
 
 
 def _html(report: CapacityReport) -> str:
@@ -113,6 +145,7 @@ def _html(report: CapacityReport) -> str:
 
     env = Environment(loader=PackageLoader("hdsctl.capacity", "templates"),
                       autoescape=select_autoescape(["j2"]))
-    charts = {p.workload.service: {"bars": _bars(p.figures), "line": _line(p.figures)} for p in report.services}
+    charts = {p.workload.service: {"bars": _bars(p.figures), "line": _line(p.figures, report.currency)}
+              for p in report.services}
     return env.get_template("report.html.j2").render(report=report, charts=charts, TB=TB, TIERS=TIERS,
                                                      colours=TIER_COLOURS)
