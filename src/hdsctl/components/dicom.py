@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pulumi
 
+from hdsctl.components import shared
 from hdsctl.components.azure import package
 from hdsctl.components.extended_query_tags import ExtendedQueryTags
-from hdsctl.components.shared import (
-    Binding,
-    Placement,
-    attach_interfaces,
-    cors_args,
-    encryption_args,
-    identity_args,
-    with_user_identity,
-)
+from hdsctl.components.shared import Binding, Placement
 from hdsctl.environment.dicom import DicomService
 
 healthcareapis = package("healthcareapis", "dicom_service")
@@ -42,11 +35,11 @@ class DicomServiceComponent(pulumi.ComponentResource):
     ):
         super().__init__("hdsctl:health:DicomService", spec.name, None, opts)
         storage = spec.storage
-        identity = identity_args(spec.identity)
+        identity = shared.identity_args(spec.identity)
         storage_configuration = ({"storage_resource_id": storage.storage_account_id,
                                   "file_system_name": storage.file_system_name} if storage else None)
         if data_lake is not None:  # its own Data Lake: written with the identity granted there first
-            identity = with_user_identity(identity, data_lake.identity.id)
+            identity = shared.with_user_identity(identity, data_lake.identity.id)
             storage_configuration = {"storage_resource_id": data_lake.account_id,
                                      "file_system_name": storage.file_system_name}
             after = [*after, *data_lake.ready]
@@ -54,9 +47,9 @@ class DicomServiceComponent(pulumi.ComponentResource):
             spec.name,
             dicom_service_name=spec.name,
             **placement.service_arguments(),
-            cors_configuration=cors_args(spec.cors),
+            cors_configuration=shared.cors_args(spec.cors),
             identity=identity,
-            encryption=encryption_args(spec.customer_managed_key),
+            encryption=shared.encryption_args(spec.customer_managed_key),
             storage_configuration=storage_configuration,
             enable_data_partitions=spec.data_partitions or None,
             opts=pulumi.ResourceOptions(
@@ -80,7 +73,8 @@ class DicomServiceComponent(pulumi.ComponentResource):
                 service_name=spec.name, queue=storage.indexing.queue, arm_endpoint=arm_endpoint,
                 service_etag=self.service.etag,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service, *data_lake.indexing.ready]))
-        interfaces = attach_interfaces(self, spec.name, self.service, DICOM_LOG_CATEGORIES, placement, bindings)
+        interfaces = shared.attach_interfaces(self, spec.name, self.service, DICOM_LOG_CATEGORIES, placement,
+                                              bindings)
         self.principal_id = interfaces.principal_id
         if spec.extended_query_tags:
             # After the service and every grant that reaches it (the deployer's DICOM Data Owner

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pulumi
 
 from hdsctl import naming
+from hdsctl.components import shared
 from hdsctl.components.azure import package
 from hdsctl.components.dicom import SERVICE_TIMEOUTS
-from hdsctl.components.shared import (
-    Binding,
-    Placement,
-    attach_interfaces,
-    cors_args,
-    encryption_args,
-    identity_args,
-)
+from hdsctl.components.shared import Binding, Placement
 from hdsctl.environment.fhir import FhirService
 
 healthcareapis = package("healthcareapis", "fhir_service")
@@ -64,9 +58,9 @@ class FhirServiceComponent(pulumi.ComponentResource):
                     for provider in spec.smart_identity_providers
                 ] or None,
             },
-            cors_configuration=cors_args(spec.cors),
-            identity=identity_args(spec.identity),
-            encryption=encryption_args(spec.customer_managed_key),
+            cors_configuration=shared.cors_args(spec.cors),
+            identity=shared.identity_args(spec.identity),
+            encryption=shared.encryption_args(spec.customer_managed_key),
             export_configuration={"storage_account_name": spec.export.storage_account_name}
             if spec.export else None,
             import_configuration={
@@ -93,6 +87,7 @@ class FhirServiceComponent(pulumi.ComponentResource):
             ),
         )
         self.id = self.service.id
-        interfaces = attach_interfaces(self, spec.name, self.service, FHIR_LOG_CATEGORIES, placement, bindings)
+        interfaces = shared.attach_interfaces(self, spec.name, self.service, FHIR_LOG_CATEGORIES, placement,
+                                              bindings)
         self.principal_id = interfaces.principal_id
         self.register_outputs({"id": self.id, "url": self.url, "principalId": self.principal_id})

@@ -103,29 +103,21 @@ def _writable_copy(kind: str, current, wanted: str):
             user_assigned_identities={key: models.UserAssignedIdentity() for key in user_assigned}
             or None,
         )
+    # Both service kinds: who they are, how they are reached and encrypted, and the wanted access.
+    service = {**common, "identity": identity, "cors_configuration": current.cors_configuration,
+               "encryption": current.encryption, "public_network_access": wanted}
     if kind == DICOM:
-        return models.DicomService(
-            **common,
-            identity=identity,
-            cors_configuration=current.cors_configuration,
-            encryption=current.encryption,
-            storage_configuration=current.storage_configuration,
-            enable_data_partitions=current.enable_data_partitions,
-            public_network_access=wanted,
-        )
+        return models.DicomService(**service, storage_configuration=current.storage_configuration,
+                                   enable_data_partitions=current.enable_data_partitions)
     return models.FhirService(
-        **common,
-        identity=identity,
+        **service,
         kind=current.kind,
         acr_configuration=current.acr_configuration,
         authentication_configuration=current.authentication_configuration,
-        cors_configuration=current.cors_configuration,
         export_configuration=current.export_configuration,
         import_configuration=current.import_configuration,
         implementation_guides_configuration=current.implementation_guides_configuration,
-        encryption=current.encryption,
         resource_version_policy_configuration=current.resource_version_policy_configuration,
-        public_network_access=wanted,
     )
 
 
