@@ -496,3 +496,22 @@ def test_malformed_and_oversized_messages_are_poisoned_and_never_block_the_batch
     assert any("data is str" in r["reason"] for r in records) and _queued(storage) == 0
     assert len([s for s in fhir.resources("ImagingStudy")
                 if study.study_uid in json.dumps(s.get("identifier"))]) == 1
+
+
+def test_the_fronts_azure_rules_over_the_engine(fhir):
+    """What the front adds to Medplum's engine: whole-number versions (also in _history reads),
+    and errors that say what went wrong in diagnostics, as Azure's FHIR service answers."""
+    import requests
+
+    created = requests.post(f"{fhir.url}/Patient", json={"resourceType": "Patient", "active": True})
+    patient = created.json()
+    assert patient["meta"]["versionId"] == "1" and created.headers["ETag"] == 'W/"1"'
+    updated = requests.put(f"{fhir.url}/Patient/{patient['id']}", json={**patient, "active": False},
+                           headers={"If-Match": 'W/"1"'})
+    assert updated.status_code == 200 and updated.json()["meta"]["versionId"] == "2"
+    first = requests.get(f"{fhir.url}/Patient/{patient['id']}/_history/1").json()
+    assert first["active"] is True and first["meta"]["versionId"] == "1"
+    stale = requests.put(f"{fhir.url}/Patient/{patient['id']}", json={**patient, "active": True},
+                         headers={"If-Match": 'W/"1"'})
+    assert stale.status_code == 412
+    assert stale.json()["issue"][0]["diagnostics"]  # Azure's shape: the reason in diagnostics

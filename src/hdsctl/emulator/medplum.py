@@ -6,7 +6,9 @@ version), conditional create (several matches: 412), search by token, transactio
 adds only what Azure's FHIR service does differently and the linker relies on:
 - version ids are whole numbers counting up from 1 per resource (Azure's FHIR service answers
   `meta.versionId` "1", "2", ... and `ETag: W/"<n>"`; Medplum uses UUIDs): translated both ways,
-  in `If-Match` headers and in transaction entries' `request.ifMatch`;
+  in `If-Match` headers, transaction entries' `request.ifMatch` and `_history/<n>` reads;
+- a transaction with a failing entry fails as a whole, with that entry's status;
+- an OperationOutcome's issues carry `diagnostics` (Medplum writes `details.text`);
 and the hooks the tests steer it with: `fail_next(status, count)`, `requests`, `statuses`,
 `resources(kind)`.
 """
@@ -134,7 +136,7 @@ class LocalFhir(LoopbackServer, FhirHooks):
             kept = {k: v for k, v in answer.getheaders() if k.lower() in {"content-type", "location"}}
             status = answer.status
             if payload and "json" in kept.get("Content-Type", ""):
-                document = self.versions.outward(json.loads(payload))
+                document = _with_diagnostics(self.versions.outward(json.loads(payload)))
                 status, document = _all_or_nothing(status, document)
                 version = (document.get("meta") or {}).get("versionId") if isinstance(document, dict) else None
                 if version:
@@ -143,6 +145,15 @@ class LocalFhir(LoopbackServer, FhirHooks):
             return status, kept, payload
         finally:
             connection.close()
+
+    def inward_target(self, target: str) -> str:
+        """`<Type>/<id>/_history/<n>`: the version number back to the engine's id."""
+        path, mark, query = target.partition("?")
+        parts = path.strip("/").split("/")
+        if len(parts) == 4 and parts[2] == "_history":
+            parts[3] = self.versions.engine_version("/".join(parts[:2]), parts[3])
+            path = "/" + "/".join(parts)
+        return path + mark + query
 
     def inward(self, method: str, path: str, headers, raw: bytes) -> tuple[dict[str, str], bytes]:
         """The request as the engine wants it: version numbers back to the engine's ids."""
@@ -160,6 +171,17 @@ class LocalFhir(LoopbackServer, FhirHooks):
                     request["ifMatch"] = self.versions.inward_if_match(target, request["ifMatch"])
             raw = json.dumps(bundle).encode()
         return sent, raw
+
+
+def _with_diagnostics(document):
+    """Azure's FHIR service says what went wrong in each issue's `diagnostics`; Medplum in
+    `details.text`. The front gives both."""
+    if isinstance(document, dict) and document.get("resourceType") == "OperationOutcome":
+        for issue in document.get("issue") or []:
+            text = (issue.get("details") or {}).get("text")
+            if text and not issue.get("diagnostics"):
+                issue["diagnostics"] = text
+    return document
 
 
 def _all_or_nothing(status: int, document):
@@ -192,7 +214,7 @@ def _front(fhir: LocalFhir):
                 headers = {"Content-Type": "application/fhir+json"}
             else:
                 sent, raw = fhir.inward(method, path, self.headers, raw)
-                status, headers, payload = fhir.exchange(method, self.path, raw, sent)
+                status, headers, payload = fhir.exchange(method, fhir.inward_target(self.path), raw, sent)
             self._reply(status, headers, payload)
 
     return type("Front", (Front,), {"hooks": fhir})
