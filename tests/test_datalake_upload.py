@@ -203,3 +203,26 @@ def test_a_partition_the_service_or_its_indexing_does_not_have_is_refused(run_cl
     assert code == EXIT_BAD_INPUT and "indexing covers only partitions ct, mr" in err
     code, _, err = run("--partition", "bad/name")
     assert code == EXIT_BAD_INPUT and "a partition name is" in err
+
+
+def test_shards_take_the_data_lake_path_too(run_cli, shared_events, tmp_path):
+    from hdsctl.dicom.shards import shard_of
+
+    studies = [synthetic_study(instances_per_series=1, size=16) for _ in range(4)]
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for number, study in enumerate(studies):
+        for index, instance in enumerate(study.instances):
+            (folder / f"s{number}-{index}.dcm").write_bytes(instance.data)
+    stored = 0
+    for index in range(2):
+        code, report, err = upload(run_cli, shared_events, folder, "--shard", f"{index}/2", "--journal",
+                                   str(tmp_path / f"shard{index}.sqlite"))
+        assert code == EXIT_OK, err
+        mine = sum(len(s.instances) for s in studies if shard_of(s.study_uid, 2) == index)
+        assert report["counts"]["stored"] == mine
+        stored += mine
+    assert stored == sum(len(s.instances) for s in studies)
+    code, out, _ = run_cli("dicom", "upload", "--status", str(tmp_path / "shard0.sqlite"),
+                           str(tmp_path / "shard1.sqlite"), "--json")
+    assert code == EXIT_OK and json.loads(out)["ok"]
