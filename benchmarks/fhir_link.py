@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/fhir_link.py [--studies 100]
 
 Stores synthetic studies (two series, four instances each) in the local DICOM service (Orthanc
-behind the Azure behaviour), then links them into the local FHIR stand-in three ways: every
+behind the Azure behaviour), then links them into the local FHIR service (Medplum's engine behind
+the front that adds Azure's rules) three ways: every
 study new, every study again with nothing changed, and every study after it gained a series.
 Target: one FHIR transaction per study per change (and none when nothing changed).
 """
@@ -15,7 +16,7 @@ import time
 
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.synthetic import synthetic_study
-from hdsctl.emulator.fhir import FhirStandIn
+from hdsctl.emulator.medplum import LocalFhir
 from hdsctl.emulator.orthanc import OrthancEngine
 from hdsctl.emulator.server import Emulator
 from hdsctl.fhir.client import FhirClient
@@ -37,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=100)
     args = parser.parse_args()
-    with Emulator(engine=OrthancEngine()) as dicom_service, FhirStandIn() as fhir_service, \
+    with Emulator(engine=OrthancEngine()) as dicom_service, LocalFhir() as fhir_service, \
             DicomClient(dicom_service.url) as dicom, FhirClient(fhir_service.url) as fhir:
         studies = [synthetic_study(instances_per_series=3, size=16) for _ in range(args.studies)]
         for study in studies:
@@ -45,7 +46,7 @@ def main() -> None:
         uids = [s.study_uid for s in studies]
         linker = Linker(dicom, fhir, "urn:oid:2.16.840.1.113883.19.5")
         print(f"{args.studies} studies of {len(studies[0].instances)} instances, local DICOM service and "
-              "FHIR stand-in")
+              "Medplum's FHIR engine")
         print(f"{'':28}{'seconds':>9}{'studies/s':>11}{'FHIR req/study':>16}{'transactions/study':>20}"
               "  outcome")
         rounds = [("new", None), ("again, unchanged", None), ("after a new series", "grow")]

@@ -24,7 +24,6 @@ import copy
 import datetime
 import itertools
 import json
-import socket
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -292,12 +291,6 @@ def _history_bundle(base: str, kind: str, resource_id: str, history: list) -> di
 
 def _handler(stand_in: FhirStandIn):
     class Handler(FhirHandler):
-        def setup(self):
-            super().setup()
-            # Headers and body leave in two writes: without this, Nagle's algorithm and the
-            # client's delayed ACK hold each answer for about 40 ms.
-            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
         def _serve(self, method: str) -> None:
             parts = urlsplit(self.path)
             stand_in.requests.append((method, parts.path))
