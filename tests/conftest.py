@@ -158,6 +158,7 @@ def shared_events():
         pytest.skip(f"needs the local DICOM engine: {err}")
     indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
                            **indexing_of(env, "radiology")).start()
+    emulator.indexer = indexer  # tests hold it back or deny its deliveries, as they turn the service's knobs
     yield emulator, storage
     indexer.stop()
     emulator.stop()

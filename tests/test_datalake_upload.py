@@ -226,3 +226,168 @@ def test_shards_take_the_data_lake_path_too(run_cli, shared_events, tmp_path):
     code, out, _ = run_cli("dicom", "upload", "--status", str(tmp_path / "shard0.sqlite"),
                            str(tmp_path / "shard1.sqlite"), "--json")
     assert code == EXIT_OK and json.loads(out)["ok"]
+
+
+def _version(data: bytes, comment: str) -> bytes:
+    """The same instance (same UIDs) with other content: what a tool writing a file again writes."""
+    import io
+
+    import pydicom
+
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset.ImageComments = comment
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _comment(dicom, study, instance) -> str:
+    import io
+
+    import pydicom
+
+    data = dicom.retrieve_instance(study.study_uid, instance.series_uid, instance.sop_uid)
+    return str(pydicom.dcmread(io.BytesIO(data)).get("ImageComments", ""))
+
+
+def test_a_file_written_again_even_while_it_is_read_ends_as_its_last_version(shared_events):
+    """A tool writes a file, then writes it again twice, the second time while the indexer is
+    reading it: the service serves the last version, and nothing lands in <queue>-poison."""
+    from azure.storage.blob import ContainerClient
+
+    emulator, storage = shared_events
+    indexer = emulator.indexer
+    env = load_environment(STACKS / "Pulumi.local.yaml")
+    study = synthetic_study(instances_per_series=1, size=16)
+    instance = study.instances[0]
+    name = f"AHDS/{env.workspace_name}/dicom/radiology/rewritten/{instance.sop_uid}.dcm"
+    with ContainerClient.from_connection_string(storage.connection_string, "dicom") as container, \
+            DicomClient(emulator.url) as dicom:
+        container.upload_blob(name, _version(instance.data, "v1"))
+        assert _wait(lambda: len(dicom.search("instances", study=study.study_uid)) == 1)
+        assert _comment(dicom, study, instance) == "v1"
+
+        real_download = indexer.container.download_blob
+
+        def download_then_written_again(blob, *args, **kwargs):
+            downloader = real_download(blob, *args, **kwargs)
+            if blob == name and not written_during_read:
+                written_during_read.append(True)
+                container.upload_blob(name, _version(instance.data, "v3"), overwrite=True)
+            return downloader
+
+        written_during_read: list[bool] = []
+        indexer.container.download_blob = download_then_written_again
+        try:
+            container.upload_blob(name, _version(instance.data, "v2"), overwrite=True)
+            assert _wait(lambda: _comment(dicom, study, instance) == "v3")
+        finally:
+            del indexer.container.download_blob
+        assert written_during_read
+        assert len(dicom.search("instances", study=study.study_uid)) == 1
+        container.delete_blob(name)
+
+
+def test_a_refusal_far_down_a_long_poison_queue_is_found_and_nothing_is_taken_off(shared_events):
+    """More poison messages than one read returns (32), the file's own last and without a reason
+    (as a bare CloudEvent): it is found, the reason says where the service logs it, and every
+    message is still on the queue."""
+    import base64
+
+    from azure.storage.queue import QueueClient
+
+    from hdsctl.dicom.indexing_follow import DataLakeTarget, IndexingFollower
+    from hdsctl.dicom.upload_report import COPIED, Outcome
+    from hdsctl.events.schema import blob_subject
+
+    emulator, storage = shared_events
+    target = DataLakeTarget(storage.blob_url, "dicom", "AHDS/ws/dicom/svc/", "far", storage.queue_url)
+    study, sop = "1.2.3", "1.2.3.4"
+
+    def message(record: dict) -> str:
+        return base64.b64encode(json.dumps(record).encode()).decode()
+
+    with QueueClient.from_connection_string(storage.connection_string, "far-poison") as poison, \
+            DicomClient(emulator.url) as dicom:
+        poison.create_queue()
+        for number in range(60):
+            poison.send_message(message({"subject": blob_subject("dicom", f"other/{number}.dcm"),
+                                         "reason": "User: someone else's file"}))
+        poison.send_message(message({"specversion": "1.0", "type": "Microsoft.Storage.BlobCreated",
+                                     "subject": blob_subject("dicom", target.name_of(study, sop))}))
+        waiting = {sop: Outcome("archive/a.dcm", COPIED, sop, size=10)}
+        settled, = IndexingFollower(target).settle(dicom, waiting, {sop: study})
+        assert (settled.key, settled.status, settled.reason) == ("archive/a.dcm", "failed", "not-indexed")
+        assert "AHDSDicomDiagnosticLogs" in settled.detail
+        assert poison.get_queue_properties().approximate_message_count == 61
+        poison.delete_queue()
+
+
+def test_events_lost_from_the_queue_are_raised_again_by_upsert(run_cli, shared_events, tmp_path):
+    """The service fell behind and the queue lost the events (their time to live ran out): the
+    run says the files are copied, not stored, and how to raise new events; --upsert does."""
+    from azure.storage.queue import QueueClient
+
+    emulator, storage = shared_events
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    emulator.indexer.paused.set()
+    try:
+        code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--wait", "1")
+        assert code == EXIT_FAILED and report["counts"]["copiedNotYetIndexed"] == len(study.instances)
+        with QueueClient.from_connection_string(storage.connection_string, "storage-events") as queue:
+            assert _wait(lambda: queue.get_queue_properties().approximate_message_count >= len(study.instances))
+            queue.clear_messages()  # their time to live is over
+    finally:
+        emulator.indexer.paused.clear()
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--wait", "2")
+    assert code == EXIT_FAILED and report["counts"]["copiedNotYetIndexed"] == len(study.instances)
+    assert "--upsert writes them again" in report["stopped"]
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--upsert")
+    assert code == EXIT_OK and report["counts"]["stored"] == len(study.instances), report
+
+
+def test_a_topic_denied_its_queue_role_is_named_and_the_files_sent_again(run_cli, shared_events, tmp_path):
+    """The account's system topic lacks Storage Queue Data Message Sender: Event Grid dead-letters
+    each event (a 403 is not retried); the run names the role, and once it is granted,
+    --upsert --retry-failed writes the files again and they are indexed."""
+    emulator, _ = shared_events
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    emulator.indexer.deny_delivery = True
+    try:
+        code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--wait", "20")
+    finally:
+        emulator.indexer.deny_delivery = False
+    assert code == EXIT_FAILED
+    assert len(report["failures"]) == len(study.instances)
+    for failure in report["failures"]:
+        assert failure["reason"] == "not-delivered"
+        assert "Forbidden, HTTP 403" in failure["detail"]
+        assert "Storage Queue Data Message Sender (c6a89b2d-59bc-44d0-9896-0f6e12d7b80a)" in failure["detail"]
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--upsert", "--retry-failed")
+    assert code == EXIT_OK and report["counts"]["stored"] == len(study.instances), report
+
+
+def test_status_looks_up_what_no_wait_left_copied(run_cli, shared_events, tmp_path):
+    """`--no-wait` then `--status JOURNAL --stack`: the files are looked up on the service (stored)
+    without another upload; without --stack they are reported as waiting; another service's
+    journal is refused."""
+    emulator, storage = shared_events
+    study = synthetic_study(instances_per_series=1, size=16)
+    write(tmp_path / "archive", study)
+    journal = tmp_path / "archive" / ".hdsctl-upload.sqlite"
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive", "--no-wait")
+    assert code == EXIT_OK and report["counts"]["copiedNotYetIndexed"] == len(study.instances)
+    code, out, _ = run_cli("dicom", "upload", "--status", str(journal))
+    assert code == EXIT_FAILED and "--stack looks them up" in out
+
+    def status(*extra):
+        return run_cli("--stacks-dir", str(STACKS), "dicom", "upload", "--status", str(journal), "--stack",
+                       "local", "--storage-url", storage.blob_url, "--queue-url", storage.queue_url, *extra)
+
+    found = {}
+    assert _wait(lambda: found.update(json.loads(status("--url", emulator.url, "--json")[1])) or found["ok"])
+    assert found["counts"]["stored"] == len(study.instances) and found["waiting"] == []
+    code, _, err = status("--url", "http://127.0.0.1:9")
+    assert code == EXIT_BAD_INPUT and "--stack local resolves to http://127.0.0.1:9" in err

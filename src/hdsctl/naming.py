@@ -77,6 +77,13 @@ def dicom_storage_folder(workspace: str, service: str) -> str:
     return f"AHDS/{workspace}/dicom/{service}/"
 
 
+def indexing_subscription_name(service: str, partition: str | None) -> str:
+    """The storage-indexing event subscription of a service's folder (a partition's, when indexing
+    names partitions): Event Grid also names its dead letters by it."""
+    suffix = f"-{partition.lower().replace('.', '-')}" if partition else ""
+    return f"dicom-{service}-indexing{suffix}"[:64]
+
+
 def dicom_storage_identity_name(workspace: str, service: str) -> str:
     """The user-assigned identity a DICOM service writes its Data Lake with."""
     return f"id-{workspace}-{service}-storage"

@@ -101,7 +101,7 @@ class StorageIndexingEvents(pulumi.ComponentResource):
         suffix = f"-{partition.lower().replace('.', '-')}" if partition else ""
         return eventgrid.SystemTopicEventSubscription(
             f"{self._label}-subscription{suffix}",
-            event_subscription_name=f"dicom-{service_name}-indexing{suffix}"[:64],
+            event_subscription_name=naming.indexing_subscription_name(service_name, partition),
             system_topic_name=self.topic.name,
             resource_group_name=self._topic_resource_group,
             event_delivery_schema="CloudEventSchemaV1_0",

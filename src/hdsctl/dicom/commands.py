@@ -31,7 +31,8 @@ def add_arguments(commands) -> None:
     upload.add_argument("--stack", help="environment, e.g. dev (required to upload)")
     upload.add_argument("--status", nargs="+", type=Path, metavar="JOURNAL",
                         help="report instead of uploading: merge these journals (the shards of one "
-                             "migration) into one answer; exit 0 only when every file is stored")
+                             "migration) into one answer; exit 0 only when every file is stored. With "
+                             "--stack, files copied but not yet indexed (--via datalake) are looked up")
     upload.add_argument("--service", help="the DICOM service (needed when the stack has several)")
     upload.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
     upload.add_argument("--concurrency", type=bounded_count(1, 64, "requests in flight"), default=4,
@@ -194,8 +195,10 @@ def _grants_needed(env, service, args) -> list[str]:
     """What the workers' identity must hold, and whether the stack declares it."""
     if args.via == "datalake":
         return [f"note: the workers write into {service.name}'s Data Lake: grant their identity Storage "
-                "Blob Data Contributor on its file system and Storage Queue Data Reader on its poison queue "
-                "(outside the stack for now), and DICOM Data Reader on the service to follow the indexing"]
+                "Blob Data Contributor on its file system, Storage Queue Data Message Processor on its poison "
+                "queue (a poison queue longer than 32 messages is read by receiving, not peeking) and Storage "
+                "Blob Data Reader on its dead-letter container (outside the stack for now), and DICOM Data "
+                "Reader on the service to follow the indexing"]
     wanted = (f"- {{role: DICOM Data Owner, principal: {args.principal or '<alias>'}, scope: {service.name}}}")
     if args.principal and any(a.principal == args.principal and a.role.lower() == "dicom data owner"
                               and a.scope in (service.name, "workspace") for a in env.spec.role_assignments):
@@ -211,14 +214,36 @@ def _status(args) -> int:
     if args.paths:
         raise DicomUsageError("--status reports on journals: give them after --status, and no PATH")
     status = merge(args.status)
+    if status.waiting and args.stack:
+        _confirm_waiting(args, status)
     print(json.dumps(status.to_json(), indent=2) if args.json else render(status))
     return EXIT_OK if status.ok else EXIT_FAILED
+
+
+def _confirm_waiting(args, status) -> None:
+    """With --stack: files the journals record as copied are looked up on the service and in the
+    queues, once, as the upload that copied them would."""
+    from hdsctl.dicom.indexing_follow import IndexingFollower
+    from hdsctl.dicom.upload_status import confirm_waiting
+    from hdsctl.environment.load import load_environment, stack_file_path
+
+    env = load_environment(stack_file_path(args.stack, args.stacks_dir))
+    service = service_of(env, args.service)
+    budget = budget_of(args)
+    target = _data_lake_target(args, env, service)
+    with client_for(env, service, args.url, budget, args.partition) as dicom:
+        bound = target.journal_url(dicom.service_root)
+        if status.services != {bound}:
+            raise DicomUsageError(f"the journals record uploads to {', '.join(sorted(status.services))}, but "
+                                  f"--stack {args.stack} resolves to {bound}: give the stack (and --url, "
+                                  "--storage-url) the upload was given")
+        confirm_waiting(status, IndexingFollower(target, budget), dicom)
 
 
 def _data_lake_target(args, env, service):
     """Where --via datalake writes: the service's file system and folder, and its indexing queue."""
     from hdsctl import naming
-    from hdsctl.dicom.datalake_upload import DataLakeTarget
+    from hdsctl.dicom.indexing_follow import DataLakeTarget
     from hdsctl.events.tail import account_url
 
     storage = service.storage
@@ -235,8 +260,12 @@ def _data_lake_target(args, env, service):
     folder += f"{partition}/" if partition else ""
     account = env.dicom_storage_account_name(service)
     hosts = env.spec.trusted_hosts
+    dead_letter = storage.indexing.dead_letter
+    subscription = naming.indexing_subscription_name(service.name, partition if covered else None)
     return DataLakeTarget(account_url(account, "blob", args.storage_url, hosts), storage.file_system_name,
-                          folder, storage.indexing.queue, account_url(account, "queue", args.queue_url, hosts))
+                          folder, storage.indexing.queue, account_url(account, "queue", args.queue_url, hosts),
+                          subscription=subscription,
+                          dead_letters=dead_letter.container if dead_letter else None)
 
 
 def _run_record(args):

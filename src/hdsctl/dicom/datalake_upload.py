@@ -5,50 +5,25 @@ The scan, journal, batches, progress and report are the STOW path's. What differ
 written as a block blob (azure-storage-blob: staged blocks for large files, an MD5 per request)
 under the service's folder, where the storage-indexing subscription takes it; a file the service
 would refuse (implicit VR) is refused before it is copied. Then, unless `--no-wait`, the run
-follows each copied file until the service holds its instance (QIDO, one listing per study) or
-`<queue>-poison` names it with the service's reason, within the deadline; what is still waiting
-then is reported as copied, not as stored.
+follows each copied file until the service holds its instance, `<queue>-poison` names it with the
+service's reason, or Event Grid dead-lettered its event (indexing_follow), within the deadline;
+what is still waiting then is reported as copied, not as stored.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
-import json
 import time
-from dataclasses import dataclass
 
-from hdsctl.dicom import archive, keys
+from hdsctl.dicom import archive
 from hdsctl.dicom.archive import Candidate
-from hdsctl.dicom.journal import FAILED, STORED
+from hdsctl.dicom.indexing_follow import DataLakeTarget, IndexingFollower
+from hdsctl.dicom.journal import FAILED
 from hdsctl.dicom.upload import Upload
 from hdsctl.dicom.upload_report import COPIED, Outcome, UploadReport
-from hdsctl.dicom.web import first_value
-from hdsctl.events.schema import blob_subject
 
-UPLOAD_FOLDER = "hdsctl-upload"
 MAX_POLL_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class DataLakeTarget:
-    account_url: str
-    file_system: str
-    folder: str  # AHDS/<workspace>/dicom/<service>/[<partition>/]
-    queue: str
-    queue_url: str  # the account's queue service, where `<queue>-poison` is read
-
-    def blob_name(self, candidate: Candidate) -> str:
-        return self.name_of(candidate.study_uid, candidate.sop_uid)
-
-    def name_of(self, study_uid: str, sop_uid: str) -> str:
-        return f"{self.folder}{UPLOAD_FOLDER}/{study_uid}/{sop_uid}.dcm"
-
-    def journal_url(self, service_root: str) -> str:
-        """What the journal is bound to: a STOW journal (bound to the service alone) is refused."""
-        return f"{service_root} via datalake {self.account_url}/{self.file_system}"
 
 
 class DataLakeUpload(Upload):
@@ -114,7 +89,7 @@ class DataLakeUpload(Upload):
             with candidate.source.open() as stream:
                 for block in iter(lambda: stream.read(1 << 20), b""):
                     digest.update(block)
-        name = self.target.blob_name(candidate)
+        name = self.target.name_of(candidate.study_uid, candidate.sop_uid)
         try:
             with contextlib.nullcontext(data) if data is not None else candidate.source.open() as body:
                 size = len(data) if data is not None else candidate.source.size
@@ -146,11 +121,12 @@ class DataLakeUpload(Upload):
         """Until every copied file is indexed or refused, or the wait is over."""
         waiting = {o.sop_uid: o for o in report.outcomes if o.status == COPIED}
         studies = self._studies()
+        follower = IndexingFollower(self.target, self.budget)
         deadline = time.monotonic() + self.wait_seconds
         pause = self.poll_seconds
         with self.dicom_factory() as dicom:
             while waiting:
-                settled = self._indexed(dicom, waiting, studies) + self._refused(waiting)
+                settled = follower.settle(dicom, waiting, studies)
                 self._settle_followed(settled, report)
                 for outcome in settled:
                     waiting.pop(outcome.sop_uid, None)
@@ -159,44 +135,14 @@ class DataLakeUpload(Upload):
                 time.sleep(pause)
                 pause = min(pause * 1.5, MAX_POLL_SECONDS)  # indexing may take minutes: ask less often
         if waiting:
-            report.stopped = (f"{len(waiting)} file(s) copied but not indexed within "
-                              f"{self.wait_seconds:.0f} s: run the same upload again later to follow them")
+            report.stopped = (
+                f"{len(waiting)} file(s) copied but not indexed within {self.wait_seconds:.0f} s: run the "
+                "same upload again later to follow them. If they stay so, their events were lost (a queue "
+                "message lives 7 days; a purged queue): --upsert writes them again, which raises new events")
 
     def _studies(self) -> dict[str, str]:
         """SOP instance UID → study UID, from the journal (every file this run or an earlier one sent)."""
         return {entry.sop_uid: entry.study_uid for entry in self.journal.entries().values() if entry.sop_uid}
-
-    @staticmethod
-    def _indexed(dicom, waiting: dict[str, Outcome], studies: dict[str, str]) -> list[Outcome]:
-        found = []
-        for study in {studies.get(sop) for sop in waiting} - {None}:
-            held = {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
-                    for item in dicom.search_all("instances", study=study,
-                                                 includefield=(keys.SOP_INSTANCE_UID,))}
-            found += [Outcome(o.key, STORED, sop, size=o.size) for sop, o in waiting.items()
-                      if sop in held and studies.get(sop) == study]
-        return found
-
-    def _refused(self, waiting: dict[str, Outcome]) -> list[Outcome]:
-        """What `<queue>-poison` says the service failed to index, by the file it names."""
-        from azure.storage.queue import QueueClient
-
-        from hdsctl.dataplane import storage_client
-
-        studies = self._studies()
-        by_subject = {blob_subject(self.target.file_system, self.target.name_of(studies[sop], sop)): outcome
-                      for sop, outcome in waiting.items() if sop in studies}
-        refused = []
-        poison_name = f"{self.target.queue}-poison"
-        with storage_client(QueueClient, self.target.queue_url, poison_name, budget=self.budget) as poison:
-            for message in poison.peek_messages(max_messages=32):
-                record = _decoded(message.content)
-                outcome = by_subject.get(str(record.get("subject") or record.get("data", {}).get("url", "")))
-                if outcome is not None:
-                    reason = str(record.get("reason") or "refused by the service's indexing")[:300]
-                    refused.append(Outcome(outcome.key, FAILED, outcome.sop_uid, "not-indexed", reason,
-                                           outcome.size))
-        return refused
 
     def _settle_followed(self, settled: list[Outcome], report: UploadReport) -> None:
         if not settled:
@@ -207,13 +153,3 @@ class DataLakeUpload(Upload):
                               entries[o.key].study_uid) for o in settled])
         report.outcomes = [by_key.get(o.key, o) if o.status == COPIED else o for o in report.outcomes]
 
-
-def _decoded(content) -> dict:
-    text = content.decode() if isinstance(content, bytes) else str(content)
-    for attempt in (lambda: base64.b64decode(text, validate=True).decode(), lambda: text):
-        try:
-            value = json.loads(attempt())
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            continue
-        return value if isinstance(value, dict) else {}
-    return {}

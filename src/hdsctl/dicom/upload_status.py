@@ -1,7 +1,9 @@
 """`hdsctl dicom upload --status JOURNAL...`: one answer for a migration run by many workers.
 The shard journals are read (never written), merged file by file, and checked for shards that
 are missing or unfinished. Done only when every DICOM file of every shard is stored or was
-already there."""
+already there. Files copied into the Data Lake and not yet indexed (`--no-wait`) are looked up
+once on the service when a stack is given (`confirm_waiting`); the journals stay as they are:
+the next upload run records what was found."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class MergedStatus:
     waiting: list[dict] = field(default_factory=list)  # copied into the Data Lake, not yet indexed
     shard_count: int | None = None
     shards: dict[int, str] = field(default_factory=dict)  # shard index → its journal
+    confirmed: bool = False  # the waiting files were looked up on the service (confirm_waiting)
 
     @property
     def missing_shards(self) -> list[int]:
@@ -55,10 +58,10 @@ def merge(paths: list[Path]) -> MergedStatus:
             if index in status.shards:
                 raise JournalRefused(f"{path} and {status.shards[index]} are both shard {index}/{count}")
             status.shard_count, status.shards[index] = count, str(path)
-        for key, sop, state, reason, detail in rows:
+        for key, sop, state, reason, detail, study in rows:
             status.counts[state] = status.counts.get(state, 0) + 1
-            entry = {"file": key, "sopInstanceUid": sop, "reason": reason, "detail": detail,
-                     "journal": str(path)}
+            entry = {"file": key, "sopInstanceUid": sop, "studyInstanceUid": study, "reason": reason,
+                     "detail": detail, "journal": str(path)}
             if state == FAILED:
                 status.failures.append(entry)
             elif state == COPIED:
@@ -72,6 +75,28 @@ def merge(paths: list[Path]) -> MergedStatus:
     return status
 
 
+def confirm_waiting(status: MergedStatus, follower, dicom) -> None:
+    """Look up, once, each file still waiting to be indexed: stored, refused or still waiting."""
+    from hdsctl.dicom.upload_report import Outcome
+
+    waiting = {e["sopInstanceUid"]: Outcome(e["file"], COPIED, e["sopInstanceUid"]) for e in status.waiting
+               if e["sopInstanceUid"]}
+    studies = {e["sopInstanceUid"]: e["studyInstanceUid"] for e in status.waiting if e["studyInstanceUid"]}
+    settled = {o.sop_uid: o for o in follower.settle(dicom, waiting, studies)}
+    still = []
+    for entry in status.waiting:
+        outcome = settled.get(entry["sopInstanceUid"])
+        if outcome is None:
+            still.append(entry)
+            continue
+        status.counts[COPIED] -= 1
+        status.counts[outcome.status] = status.counts.get(outcome.status, 0) + 1
+        if outcome.status == FAILED:
+            status.failures.append({**entry, "reason": outcome.reason, "detail": outcome.detail})
+    status.waiting = still
+    status.confirmed = True
+
+
 def _read(path: Path):
     if not path.is_file():
         raise JournalRefused(f"no journal at {path}")
@@ -81,8 +106,8 @@ def _read(path: Path):
             service = db.execute("select url from service").fetchone()
             shard = (db.execute("select shard_index, shard_count from shard").fetchone()
                      if _has(db, "shard") else None)
-            rows = db.execute("select key, sop_uid, status, reason, detail from files where status != ?",
-                              (NOT_DICOM,)).fetchall()
+            rows = db.execute("select key, sop_uid, status, reason, detail, study_uid from files "
+                              "where status != ?", (NOT_DICOM,)).fetchall()
         finally:
             db.close()
     except sqlite3.Error as err:
@@ -106,7 +131,9 @@ def render(status: MergedStatus, shown: int = 20) -> str:
                      + (f" (missing: {missing})" if missing else ""))
     for state in (STORED, ALREADY, COPIED, FAILED):
         lines.append(f"  {state:<18} {status.counts.get(state, 0)}")
-    for title, entries in (("Not stored:", status.failures), ("Copied, not yet indexed:", status.waiting)):
+    waiting_title = ("Copied, not indexed yet (looked up on the service now):" if status.confirmed
+                     else "Copied, not yet indexed (--stack looks them up on the service):")
+    for title, entries in (("Not stored:", status.failures), (waiting_title, status.waiting)):
         if entries:
             lines.append(title)
             lines += [f"  {e['file']}: {e['reason'] or ''} {e['detail'] or ''}".rstrip()
