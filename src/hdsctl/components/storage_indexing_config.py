@@ -75,8 +75,8 @@ def writable_copy(service: dict, queue: str | None) -> dict:
     if queue is not None:
         storage["storageIndexingConfiguration"] = {"storageEventQueueName": queue}
     properties["storageConfiguration"] = storage
-    body: dict[str, Any] = {"location": service["location"], "properties": properties}
-    for key in ("tags", "etag"):
+    body: dict[str, Any] = {"properties": properties}
+    for key in ("location", "tags", "etag"):
         if service.get(key) is not None:
             body[key] = service[key]
     identity = service.get("identity")
