@@ -391,3 +391,53 @@ def test_status_looks_up_what_no_wait_left_copied(run_cli, shared_events, tmp_pa
     assert found["counts"]["stored"] == len(study.instances) and found["waiting"] == []
     code, _, err = status("--url", "http://127.0.0.1:9")
     assert code == EXIT_BAD_INPUT and "--stack local resolves to http://127.0.0.1:9" in err
+
+
+def test_a_large_file_cut_off_mid_copy_resumes_from_the_blocks_already_staged(run_cli, shared_events, tmp_path,
+                                                                              monkeypatch):
+    """A file copied in blocks loses its connection after three: the run stops with the file not
+    sent; the next run sends only the blocks not staged yet, and the service stores the file whole."""
+    from azure.core.exceptions import ServiceRequestError
+    from azure.storage.blob import BlobClient
+
+    from hdsctl.dicom import staged_blob
+
+    emulator, _ = shared_events
+    monkeypatch.setattr(staged_blob, "BLOCK_BYTES", 64 << 10)
+    monkeypatch.setattr(staged_blob, "LARGE_FILE_BYTES", 128 << 10)
+    study = synthetic_study(instances_per_series=1, size=512, frames=1)
+    instance = max(study.instances, key=lambda i: len(i.data))
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "large.dcm").write_bytes(instance.data)
+    blocks = len(staged_blob.block_ids(b"\0" * 16, len(instance.data)))
+    assert blocks > 4
+    real_stage = BlobClient.stage_block
+    staged: list[str] = []
+
+    def stage(self, block_id, data, *args, **kwargs):
+        if cut_after is not None and len(staged) == cut_after:
+            raise ServiceRequestError("the connection was lost")
+        staged.append(block_id)
+        return real_stage(self, block_id, data, *args, **kwargs)
+
+    monkeypatch.setattr(BlobClient, "stage_block", stage)
+    cut_after = 3
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code != EXIT_OK and report["counts"]["stored"] == 0 and len(staged) == 3
+    cut_after, staged = None, []
+    code, report, _ = upload(run_cli, shared_events, tmp_path / "archive")
+    assert code == EXIT_OK and report["counts"]["stored"] == 1, report
+    assert len(staged) == blocks - 3  # the three already staged are not sent again
+    with DicomClient(emulator.url) as dicom:
+        assert dicom.retrieve_instance(study.study_uid, instance.series_uid, instance.sop_uid)[132:] \
+            .endswith(instance.data[-4096:])
+
+
+def test_a_data_lake_that_does_not_answer_stops_the_run_with_a_message(run_cli, shared_events, tmp_path):
+    emulator, storage = shared_events
+    write(tmp_path / "archive", synthetic_study(instances_per_series=1, size=16))
+    code, out, err = run_cli("--stacks-dir", str(STACKS), "dicom", "upload", str(tmp_path / "archive"),
+                             "--stack", "local", "--url", emulator.url, "--via", "datalake", "--storage-url",
+                             "http://127.0.0.1:9", "--queue-url", storage.queue_url, "--deadline", "2")
+    assert code == EXIT_FAILED and "Traceback" not in out + err
+    assert "STOPPED: the Data Lake http://127.0.0.1:9/dicom: no answer" in out

@@ -8,6 +8,7 @@ Storage SDK's clients get the same retry, credential and host rules from `storag
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from azure.core import PipelineClient
@@ -34,6 +35,32 @@ class ServiceError(HdsctlError):
 
 class StorageUrlRefused(BadInput):
     """A Storage request to a host other than the account's checked one (a redirect)."""
+
+
+class StorageFailed(HdsctlError):
+    """Storage refused or did not answer; the message says which and what to check."""
+
+
+@contextlib.contextmanager
+def storage_errors(what: str, needs: str, error: type[HdsctlError] = StorageFailed):
+    """Storage's errors inside become one clear message naming what was read or written and the
+    role it takes (no traceback)."""
+    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+    try:
+        yield
+    except ClientAuthenticationError as err:
+        raise error(f"{what}: access denied ({err.status_code}): the caller needs {needs} there") from None
+    except HttpResponseError as err:
+        if err.status_code == 403:
+            raise error(f"{what}: access denied (403): the caller needs {needs} there") from None
+        if err.status_code == 404:
+            raise error(f"{what} does not exist (404): is the stack deployed (or, locally, the emulator "
+                        "started with --events)?") from None
+        raise error(f"{what}: Storage answered {err.status_code}: {str(err.message).splitlines()[0][:300]}"
+                    ) from None
+    except (ServiceRequestError, ServiceResponseError) as err:
+        raise error(f"{what}: no answer: {str(err).splitlines()[0][:200]}") from None
 
 
 class DataPlaneClient:

@@ -223,6 +223,8 @@ def _status(args) -> int:
 def _confirm_waiting(args, status) -> None:
     """With --stack: files the journals record as copied are looked up on the service and in the
     queues, once, as the upload that copied them would."""
+    from hdsctl.dataplane import storage_errors
+    from hdsctl.dicom.datalake_upload import FOLLOW_ROLES
     from hdsctl.dicom.indexing_follow import IndexingFollower
     from hdsctl.dicom.upload_status import confirm_waiting
     from hdsctl.environment.load import load_environment, stack_file_path
@@ -237,7 +239,9 @@ def _confirm_waiting(args, status) -> None:
             raise DicomUsageError(f"the journals record uploads to {', '.join(sorted(status.services))}, but "
                                   f"--stack {args.stack} resolves to {bound}: give the stack (and --url, "
                                   "--storage-url) the upload was given")
-        confirm_waiting(status, IndexingFollower(target, budget), dicom)
+        with storage_errors(f"the queues and dead letters of {target.queue} at {target.queue_url}",
+                            FOLLOW_ROLES):
+            confirm_waiting(status, IndexingFollower(target, budget), dicom)
 
 
 def _data_lake_target(args, env, service):

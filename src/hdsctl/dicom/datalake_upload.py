@@ -2,12 +2,13 @@
 for the service to index itself (storage indexing), then followed to its outcome.
 
 The scan, journal, batches, progress and report are the STOW path's. What differs: each file is
-written as a block blob (azure-storage-blob: staged blocks for large files, an MD5 per request)
-under the service's folder, where the storage-indexing subscription takes it; a file the service
-would refuse (implicit VR) is refused before it is copied. Then, unless `--no-wait`, the run
-follows each copied file until the service holds its instance, `<queue>-poison` names it with the
-service's reason, or Event Grid dead-lettered its event (indexing_follow), within the deadline;
-what is still waiting then is reported as copied, not as stored.
+written as a block blob (azure-storage-blob, an MD5 per request; a large file in blocks a later
+run resumes: staged_blob) under the service's folder, where the storage-indexing subscription
+takes it; a file the service would refuse (implicit VR) is refused before it is copied. Then,
+unless `--no-wait`, the run follows each copied file until the service holds its instance,
+`<queue>-poison` names it with the service's reason, or Event Grid dead-lettered its event
+(indexing_follow), within the deadline; what is still waiting then is reported as copied, not
+as stored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import contextlib
 import hashlib
 import time
 
-from hdsctl.dicom import archive
+from hdsctl.dicom import archive, staged_blob
 from hdsctl.dicom.archive import Candidate
 from hdsctl.dicom.indexing_follow import DataLakeTarget, IndexingFollower
 from hdsctl.dicom.journal import FAILED
@@ -24,6 +25,8 @@ from hdsctl.dicom.upload import Upload
 from hdsctl.dicom.upload_report import COPIED, Outcome, UploadReport
 
 MAX_POLL_SECONDS = 10.0
+FOLLOW_ROLES = ("Storage Queue Data Message Processor (poison queue) and Storage Blob Data Reader "
+                "(dead letters)")
 
 
 class DataLakeUpload(Upload):
@@ -42,9 +45,16 @@ class DataLakeUpload(Upload):
                               budget=self.budget)
 
     def run(self, paths, url: str) -> UploadReport:
+        from hdsctl.dataplane import StorageFailed, storage_errors
+
         report = super().run(paths, url)
         if self.wait_seconds and not self.options.dry_run and report.stopped is None:
-            self.follow(report)
+            queues = f"the queues and dead letters of {self.target.queue} at {self.target.queue_url}"
+            try:
+                with storage_errors(queues, FOLLOW_ROLES):
+                    self.follow(report)
+            except StorageFailed as err:
+                report.stopped = f"following the indexing stopped: {err}; run the same upload again to follow"
         return report
 
     def _missing(self, entries) -> set[str]:
@@ -57,6 +67,15 @@ class DataLakeUpload(Upload):
     # -- copy ----------------------------------------------------------------------------
 
     def _send(self, batch: list[Candidate]):
+        """Copy the batch; Storage refusing or going away stops the run with the rest not sent
+        (what was staged of a large file is kept for the next run)."""
+        from hdsctl.dataplane import storage_errors
+
+        where = f"the Data Lake {self.target.account_url}/{self.target.file_system}"
+        with storage_errors(where, "Storage Blob Data Contributor"):
+            return self._copy_batch(batch)
+
+    def _copy_batch(self, batch: list[Candidate]):
         container = self._client()
         local: dict[str, tuple[str, str]] = {}
         copied = set()
@@ -90,6 +109,10 @@ class DataLakeUpload(Upload):
                 for block in iter(lambda: stream.read(1 << 20), b""):
                     digest.update(block)
         name = self.target.name_of(candidate.study_uid, candidate.sop_uid)
+        conflict = (f"another file is at {name} in the Data Lake: --upsert replaces it (the service indexes "
+                    "the new one)")
+        if data is None and candidate.source.size > staged_blob.LARGE_FILE_BYTES:
+            return self._copy_large(container, name, candidate, digest.digest(), conflict)
         try:
             with contextlib.nullcontext(data) if data is not None else candidate.source.open() as body:
                 size = len(data) if data is not None else candidate.source.size
@@ -97,10 +120,21 @@ class DataLakeUpload(Upload):
                                       overwrite=self.options.upsert, validate_content=True,
                                       content_settings=ContentSettings(content_md5=bytearray(digest.digest())))
         except ResourceExistsError:
-            held = container.get_blob_client(name).get_blob_properties().content_settings.content_md5
-            if held is None or bytes(held) != digest.digest():
-                return (f"another file is at {name} in the Data Lake: --upsert replaces it (the service "
-                        "indexes the new one)")
+            return None if _held_md5(container, name) == digest.digest() else conflict
+        return None
+
+    def _copy_large(self, container, name: str, candidate: Candidate, md5: bytes, conflict: str) -> str | None:
+        """In blocks a later run resumes (staged_blob); what is there already is compared first."""
+        if not self.options.upsert:
+            held = _held_md5(container, name)
+            if held is not None or _exists(container, name):
+                return None if held == md5 else conflict
+        try:
+            with candidate.source.open() as stream:
+                staged_blob.write_in_blocks(container.get_blob_client(name), stream, candidate.source.size, md5,
+                                            replace=self.options.upsert)
+        except staged_blob.NameTaken:
+            return None if _held_md5(container, name) == md5 else conflict
         return None
 
     @staticmethod
@@ -153,3 +187,17 @@ class DataLakeUpload(Upload):
                               entries[o.key].study_uid) for o in settled])
         report.outcomes = [by_key.get(o.key, o) if o.status == COPIED else o for o in report.outcomes]
 
+
+def _held_md5(container, name: str) -> bytes | None:
+    """The MD5 stored with the blob at the name; None when there is none (or no blob)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        held = container.get_blob_client(name).get_blob_properties().content_settings.content_md5
+    except ResourceNotFoundError:
+        return None
+    return bytes(held) if held else None
+
+
+def _exists(container, name: str) -> bool:
+    return container.get_blob_client(name).exists()

@@ -28,22 +28,10 @@ class EventsReadFailed(HdsctlError):
 
 def read_guarded(read, what: str, needs: str) -> int:
     """Run a read; Storage's errors become one clear message (no traceback)."""
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+    from hdsctl.dataplane import storage_errors
 
-    try:
+    with storage_errors(what, needs, EventsReadFailed):
         return read()
-    except ClientAuthenticationError as err:
-        raise EventsReadFailed(f"{what}: access denied ({err.status_code}): the caller needs {needs} there"
-                               ) from None
-    except HttpResponseError as err:
-        if err.status_code == 403:
-            raise EventsReadFailed(f"{what}: access denied (403): the caller needs {needs} there") from None
-        if err.status_code == 404:
-            raise EventsReadFailed(f"{what} does not exist (404): is the stack deployed "
-                                   "(or, locally, the emulator started with --events)?") from None
-        raise EventsReadFailed(f"{what}: Storage answered {err.status_code}: {err.message}") from None
-    except ServiceRequestError as err:
-        raise EventsReadFailed(f"{what}: no answer: {str(err).splitlines()[0][:200]}") from None
 
 
 @dataclass
