@@ -441,3 +441,68 @@ def test_a_data_lake_that_does_not_answer_stops_the_run_with_a_message(run_cli, 
                              "http://127.0.0.1:9", "--queue-url", storage.queue_url, "--deadline", "2")
     assert code == EXIT_FAILED and "Traceback" not in out + err
     assert "STOPPED: the Data Lake http://127.0.0.1:9/dicom: no answer" in out
+
+
+def test_a_copy_interrupted_by_ctrl_c_resumes_without_sending_a_file_twice(run_cli, shared_events, tmp_path,
+                                                                           monkeypatch):
+    """SIGINT mid-copy: the run ends cleanly with what it copied journaled; the next run sends only
+    the files not in the Data Lake yet (those copied while it stopped are compared, not sent), and
+    every file ends indexed."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from azure.storage.blob import ContainerClient
+
+    emulator, storage = shared_events
+    folder = tmp_path / "archive"
+    studies = [synthetic_study(instances_per_series=8, size=16) for _ in range(8)]
+    for number, study in enumerate(studies):
+        write(folder / f"s{number}", study)
+    total = sum(len(s.instances) for s in studies)
+    journal = tmp_path / "journal.sqlite"
+
+    def copied() -> int:
+        try:
+            db = sqlite3.connect(journal)
+            try:
+                return db.execute("select count(*) from files where status = 'copied'").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(STACKS), "dicom", "upload", str(folder),
+         "--stack", "local", "--url", emulator.url, "--via", "datalake", "--storage-url", storage.blob_url,
+         "--queue-url", storage.queue_url, "--journal", str(journal), "--batch-mb", "0.01",
+         "--concurrency", "1", "--no-wait", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while copied() == 0 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert first.poll() is None, "the copy ended before it could be interrupted"
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode != 0 and "Traceback" not in err
+    assert json.loads(out)["stopped"] == "interrupted (Ctrl-C)"
+    env = load_environment(STACKS / "Pulumi.local.yaml")
+    prefix = f"AHDS/{env.workspace_name}/dicom/radiology/hdsctl-upload/"
+    with ContainerClient.from_connection_string(storage.connection_string, "dicom") as container:
+        present = sum(len(list(container.list_blobs(name_starts_with=f"{prefix}{s.study_uid}/")))
+                      for s in studies)
+    assert copied() <= present < total
+
+    sent: list[str] = []
+    real_upload = ContainerClient.upload_blob
+
+    def upload_blob(self, name, *args, **kwargs):
+        sent.append(name)
+        return real_upload(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(ContainerClient, "upload_blob", upload_blob)
+    code, report, _ = upload(run_cli, shared_events, folder, "--journal", str(journal))
+    assert code == EXIT_OK and report["counts"]["stored"] == total, report
+    assert len(sent) == len(set(sent)) == total - present

@@ -111,9 +111,13 @@ class DataLakeUpload(Upload):
         name = self.target.name_of(candidate.study_uid, candidate.sop_uid)
         conflict = (f"another file is at {name} in the Data Lake: --upsert replaces it (the service indexes "
                     "the new one)")
+        if not self.options.upsert:  # what is there already is compared, not sent again
+            held = _held_md5(container, name)
+            if held is not None:
+                return None if held == digest.digest() else conflict
         if data is None and candidate.source.size > staged_blob.LARGE_FILE_BYTES:
             return self._copy_large(container, name, candidate, digest.digest(), conflict)
-        try:
+        try:  # the write itself still refuses a name taken meanwhile
             with contextlib.nullcontext(data) if data is not None else candidate.source.open() as body:
                 size = len(data) if data is not None else candidate.source.size
                 container.upload_blob(name, body, length=size,
@@ -124,11 +128,7 @@ class DataLakeUpload(Upload):
         return None
 
     def _copy_large(self, container, name: str, candidate: Candidate, md5: bytes, conflict: str) -> str | None:
-        """In blocks a later run resumes (staged_blob); what is there already is compared first."""
-        if not self.options.upsert:
-            held = _held_md5(container, name)
-            if held is not None or _exists(container, name):
-                return None if held == md5 else conflict
+        """In blocks a later run resumes (staged_blob)."""
         try:
             with candidate.source.open() as stream:
                 staged_blob.write_in_blocks(container.get_blob_client(name), stream, candidate.source.size, md5,
@@ -189,15 +189,11 @@ class DataLakeUpload(Upload):
 
 
 def _held_md5(container, name: str) -> bytes | None:
-    """The MD5 stored with the blob at the name; None when there is none (or no blob)."""
+    """The MD5 stored with the blob at the name (empty when it has none); None when no blob is there."""
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
         held = container.get_blob_client(name).get_blob_properties().content_settings.content_md5
     except ResourceNotFoundError:
         return None
-    return bytes(held) if held else None
-
-
-def _exists(container, name: str) -> bool:
-    return container.get_blob_client(name).exists()
+    return bytes(held) if held else b""
