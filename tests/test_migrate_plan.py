@@ -38,7 +38,8 @@ def test_the_job_is_valid_kubernetes_and_runs_one_shard_per_index(run_cli):
     container, = pod["spec"]["containers"]
     args = container["args"]
     assert args[args.index("--shard") + 1] == "$(JOB_COMPLETION_INDEX)/8"
-    assert args[args.index("--journal") + 1] == "/journals/shard-$(JOB_COMPLETION_INDEX).sqlite"
+    assert args[args.index("--journal") + 1] == "/journals/shard-$(JOB_COMPLETION_INDEX)-of-8.sqlite"
+    assert "--reshard" not in args
     assert "/archive/export/2019" in args
     assert container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"].endswith(
         "['batch.kubernetes.io/job-completion-index']")
@@ -47,6 +48,17 @@ def test_the_job_is_valid_kubernetes_and_runs_one_shard_per_index(run_cli):
     stack = yaml.safe_load(config["data"]["Pulumi.prod.yaml"])["config"]
     assert all(key.startswith("hdsctl:") for key in stack)  # no provider settings or secure values
     assert "note: the workers' identity needs DICOM Data Owner on radiology" in err
+
+
+def test_a_new_cut_takes_over_the_journals_of_the_earlier_one(run_cli):
+    code, out, err = plan(run_cli, "--reshard-from", "4")
+    assert code == EXIT_OK, err
+    *_, job = yaml.safe_load_all(out)
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--reshard") + 1] == "/journals/shard-*-of-4.sqlite"
+    assert args[args.index("--journal") + 1] == "/journals/shard-$(JOB_COMPLETION_INDEX)-of-8.sqlite"
+    code, _, err = plan(run_cli, "--reshard-from", "8")
+    assert code == EXIT_BAD_INPUT and "cut into 8 already" in err
 
 
 def test_a_declared_grant_is_recognised(run_cli):

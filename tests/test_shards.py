@@ -180,3 +180,66 @@ def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_on
     merged = json.loads(code.stdout)
     assert code.returncode == 0 and merged["ok"]
     assert merged["counts"].get("stored", 0) + merged["counts"].get("already", 0) == total
+
+
+def test_a_new_cut_takes_what_the_old_cut_recorded_and_sends_nothing_twice(run_cli, stack, shared_dicom,
+                                                                           tmp_path):
+    """Cut in two, shard 0 run to the end and shard 1 never started; then cut in three: each new
+    worker takes shard 0's records of its studies and sends only the rest (old shard 1's files),
+    and --status over the new journals says every file is stored."""
+    studies = archive(tmp_path / "archive", studies=9)
+    old = tmp_path / "old"
+    old.mkdir()
+    code, report, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/2",
+                               "--journal", str(old / "shard-0-of-2.sqlite"))
+    assert code == EXIT_OK, err
+    sent = 0
+    for index in range(3):
+        code, report, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard",
+                                   f"{index}/3", "--journal", str(tmp_path / f"shard-{index}-of-3.sqlite"),
+                                   "--reshard", str(old / "shard-*-of-2.sqlite"))
+        assert code == EXIT_OK, err
+        mine = [s for s in studies if shard_of(s.study_uid, 3) == index]
+        from_old = sum(len(s.instances) for s in mine if shard_of(s.study_uid, 2) == 0)
+        assert report["counts"]["doneInEarlierRuns"] == from_old  # taken over, not sent
+        assert report["counts"]["stored"] == sum(len(s.instances) for s in mine) - from_old
+        assert "the old cut into 2 has no journal for shard(s) 1" in err
+        sent += report["counts"]["stored"]
+    assert sent == sum(len(s.instances) for s in studies if shard_of(s.study_uid, 2) == 1)
+    code, out, _ = run_cli("dicom", "upload", "--status", *(str(tmp_path / f"shard-{i}-of-3.sqlite")
+                                                              for i in range(3)), "--json")
+    status = json.loads(out)
+    assert code == EXIT_OK and status["ok"] and status["counts"]["stored"] == sum(len(s.instances)
+                                                                                    for s in studies)
+
+
+def test_a_reshard_that_could_send_twice_is_refused(run_cli, stack, shared_dicom, tmp_path):
+    archive(tmp_path / "archive", studies=2)
+    old = tmp_path / "shard-0-of-2.sqlite"
+    code, _, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/2",
+                          "--journal", str(old))
+    assert code == EXIT_OK, err
+
+    def reshard(journal, *olds):
+        return upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/3", "--journal",
+                      str(journal), "--reshard", *map(str, olds))
+
+    code, _, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/3",
+                          "--journal", str(old))
+    assert code == EXIT_BAD_INPUT and "--reshard OLD_JOURNAL" in err  # the count changed
+    code, _, err = reshard(old, old)
+    assert code == EXIT_BAD_INPUT and "not of shard 0/3" in err
+    code, _, err = reshard(tmp_path / "new.sqlite", tmp_path / "none-*.sqlite")
+    assert code == EXIT_BAD_INPUT and "no journal matches" in err
+    Journal(tmp_path / "other.sqlite", "http://127.0.0.1:1").close()
+    code, _, err = reshard(tmp_path / "new.sqlite", tmp_path / "other.sqlite")
+    assert code == EXIT_BAD_INPUT and "records an upload to http://127.0.0.1:1" in err
+    running = Journal(old, shared_dicom.url, Shard(0, 2))  # a worker of the old cut still runs
+    try:
+        code, _, err = reshard(tmp_path / "new.sqlite", old)
+    finally:
+        running.close()
+    assert code == EXIT_BAD_INPUT and "in use by a worker of the old cut" in err
+    code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "archive"),
+                           "--stack", "local", "--reshard", str(old))
+    assert code == EXIT_BAD_INPUT and "give --shard J/M and --journal NEW" in err

@@ -52,6 +52,10 @@ def add_arguments(commands) -> None:
     upload.add_argument("--shard", type=parse_shard, metavar="I/N",
                         help="take only the studies of shard I of N (0 <= I < N), by a stable hash of the "
                              "StudyInstanceUID; each shard with a journal of its own")
+    upload.add_argument("--reshard", nargs="+", metavar="OLD_JOURNAL",
+                        help="with --shard and a new --journal: the archive was cut into another number of "
+                             "shards before; take from those journals (paths or patterns) what they recorded "
+                             "of this shard's studies, so nothing is sent twice")
     upload.add_argument("--partition", help="the data partition to store into (a service with data partitions; "
                                             "default Microsoft.Default)")
     upload.add_argument("--via", choices=("stow", "datalake"), default="stow",
@@ -89,6 +93,9 @@ def _add_migrate_arguments(sub) -> None:
     plan.add_argument("--client-id", required=True, help="the workload identity's application (client) id")
     plan.add_argument("--principal", help="the stack's alias for that identity: its grants are checked")
     plan.add_argument("--via", choices=("stow", "datalake"), default="stow")
+    plan.add_argument("--reshard-from", type=bounded_count(1, 10_000, "shards"), metavar="M",
+                      help="the archive was cut into M shards before (journals on the same claim): each pod "
+                           "takes over what they recorded of its studies (--reshard)")
     plan.add_argument("--name", default="dicom-migration", help="the Job's name (default dicom-migration)")
     plan.add_argument("--output", type=Path, help="write the manifests here instead of stdout")
     plan.set_defaults(handler=run_migrate_plan)
@@ -119,6 +126,9 @@ def run_upload(args) -> int:
         return _status(args)
     if not args.paths or not args.stack:
         raise DicomUsageError("upload needs PATH... and --stack (or --status JOURNAL... to report)")
+    if args.reshard and not (args.shard and args.journal):
+        raise DicomUsageError("--reshard takes what an old cut's journals recorded into this shard's new "
+                              "journal: give --shard J/M and --journal NEW too")
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         raise DicomUsageError(f"no such file or folder: {', '.join(missing)}")
@@ -142,7 +152,10 @@ def run_upload(args) -> int:
     url = probe.service_root
     probe.close()
     target = _data_lake_target(args, env, service) if args.via == "datalake" else None
-    journal = Journal(journal_path, target.journal_url(url) if target else url, args.shard)
+    bound = target.journal_url(url) if target else url
+    journal = Journal(journal_path, bound, args.shard)
+    if args.reshard:
+        _carry_over(args, journal, bound)
     options = Options(args.concurrency, int(args.batch_mb * (1 << 20)), args.upsert, args.convert_implicit,
                       args.retry_failed, args.dry_run, args.verify, args.shard)
     progress = None if args.json or args.dry_run else UploadProgress(sys.stderr)
@@ -167,6 +180,22 @@ def run_upload(args) -> int:
     return _print_upload(args, env.name, service.name, report)
 
 
+def _carry_over(args, journal, bound: str) -> None:
+    import sys
+
+    from hdsctl.dicom.reshard import carry_over, expand
+
+    try:
+        taken, notes = carry_over(journal, args.shard, expand(args.reshard), bound)
+    except BaseException:
+        journal.close()
+        raise
+    print(f"reshard: took {taken} file(s) of shard {args.shard} from {len(args.reshard)} old journal "
+          "argument(s)", file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
 def run_migrate_plan(args) -> int:
     import sys
 
@@ -178,7 +207,8 @@ def run_migrate_plan(args) -> int:
     service = service_of(env, args.service)
     claim, folder = parse_source(args.source)
     migration = Migration(env.name, path, service.name, args.shards, args.parallelism or args.shards,
-                          args.image, claim, folder, args.journal_claim, args.client_id, args.via, args.name)
+                          args.image, claim, folder, args.journal_claim, args.client_id, args.via, args.name,
+                          reshard_from=args.reshard_from)
     text = render(manifests(migration))
     if args.output:
         from hdsctl.files import write_atomic

@@ -177,8 +177,8 @@ class Journal:
         if held != shard:
             wanted = f"shard {shard}" if shard else "the whole archive (no --shard)"
             raise JournalRefused(f"{self.path} is the journal of shard {held}, not of {wanted}: a journal "
-                                 "follows one shard of one count; keep --shard as it was, or start another "
-                                 "journal for another cut")
+                                 "follows one shard of one count; keep --shard as it was, or cut again with a "
+                                 "new journal per shard and --reshard OLD_JOURNAL... (nothing is sent twice)")
         return held
 
     def close(self) -> None:

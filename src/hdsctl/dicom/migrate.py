@@ -45,6 +45,7 @@ class Migration:
     via: str = "stow"
     name: str = "dicom-migration"
     retries_per_shard: int = 3
+    reshard_from: int | None = None  # the count of an earlier cut whose journals each pod takes over
 
 
 def parse_source(text: str) -> tuple[str, str]:
@@ -58,7 +59,15 @@ def parse_source(text: str) -> tuple[str, str]:
     return claim, "/" + path.strip("/")
 
 
+def journal_path(index: str, shards: int) -> str:
+    """Named with the count: a later cut into another number of shards gets journals of its own."""
+    return f"/journals/shard-{index}-of-{shards}.sqlite"
+
+
 def manifests(migration: Migration) -> list[dict]:
+    if migration.reshard_from == migration.shards:
+        raise MigrationPlanError(f"--reshard-from {migration.reshard_from}: the archive is cut into "
+                                 f"{migration.shards} already; give the earlier cut's count")
     for what, value in (("--name", migration.name), ("--journal-claim", migration.journal_claim)):
         if not DNS_LABEL.match(value):
             raise MigrationPlanError(f"{what} {value!r} is not a Kubernetes name (lowercase letters, digits "
@@ -88,7 +97,9 @@ def _job(migration: Migration, labels: dict) -> dict:
     source = "/archive" + migration.source_path
     args = ["--stacks-dir", "/stacks", "dicom", "upload", source, "--stack", migration.stack, "--service",
             migration.service, "--shard", f"$({INDEX})/{migration.shards}",
-            "--journal", f"/journals/shard-$({INDEX}).sqlite", "--json"]
+            "--journal", journal_path(f"$({INDEX})", migration.shards), "--json"]
+    if migration.reshard_from is not None:  # hdsctl expands the pattern: a pod's command has no shell
+        args += ["--reshard", journal_path("*", migration.reshard_from)]
     if migration.via == "datalake":
         args += ["--via", "datalake"]
     container = {
