@@ -1,9 +1,9 @@
 """Role audit of 3 environments x 5 scopes with 500 assignments per scope, against the local
 HTTPS stand-in for Resource Manager (real azure-mgmt-authorization client).
 
-Run from the repository root:  .venv/bin/python benchmarks/audit_roles.py
+Run from the repository root:  .venv/bin/python benchmarks/audit_roles.py [--runs 3]
 Target: one list request per scope and page (atScope(), no subscription-wide list), scopes
-read concurrently.
+read concurrently. Each run audits the three environments again.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the stand-in lives with the tests
 
+from figures import check, figure  # noqa: E402
 from support.arm_authorization import AuthorizationState, make_handler  # noqa: E402
 from support.https import HttpsServer  # noqa: E402
 from support.tokens import jwt  # noqa: E402
@@ -50,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-scope", type=int, default=500)
     parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     stacks = work / "stacks"
@@ -71,12 +73,17 @@ def main() -> None:
         os.environ["REQUESTS_CA_BUNDLE"] = str(server.cert_path)
         devnull = open(os.devnull, "w")  # noqa: SIM115
         stdout, sys.stdout = sys.stdout, devnull
+        walls, lists, totals = [], [], []
         try:
-            start = time.perf_counter()
-            for env in environments:
-                hdsctl(["--stacks-dir", str(stacks), "audit", "roles", "--stack", env, "--format", "json",
-                        "--arm-url", server.url, "--no-names"])
-            wall = time.perf_counter() - start
+            for _ in range(args.runs):
+                before_lists, before_total = len(state.list_requests()), len(state.requests)
+                start = time.perf_counter()
+                for env in environments:
+                    hdsctl(["--stacks-dir", str(stacks), "audit", "roles", "--stack", env, "--format", "json",
+                            "--arm-url", server.url, "--no-names"])
+                walls.append(time.perf_counter() - start)
+                lists.append(len(state.list_requests()) - before_lists)
+                totals.append(len(state.requests) - before_total)
         finally:
             sys.stdout = stdout
             devnull.close()
@@ -85,13 +92,14 @@ def main() -> None:
     own_pages = -(-args.per_scope // args.page_size)
     service_pages = -(-2 * args.per_scope // args.page_size)
     minimum = len(environments) * (own_pages + 4 * service_pages)
-    lists = state.list_requests()
-    print(f"3 environments x 5 scopes x {args.per_scope} assignments, pages of {args.page_size}")
-    print(f"list requests      {len(lists)}   (minimum: {minimum} = 3 x (workspace {own_pages} pages "
-          f"+ 4 services x {service_pages} pages, each also listing the workspace's rows))")
-    print(f"total requests     {len(state.requests)}")
-    print(f"wall time          {wall:.2f} s   ({wall / len(environments):.2f} s per environment)")
-    print(f"  {'ok  ' if len(lists) == minimum else 'MISS'} one list request per scope and page")
+    print(f"3 environments x 5 scopes x {args.per_scope} assignments, pages of {args.page_size}, "
+          f"{args.runs} runs")
+    print(figure("list requests", lists, "", digits=0))
+    print(f"  (minimum: {minimum} = 3 x (workspace {own_pages} pages + 4 services x {service_pages} pages, "
+          "each also listing the workspace's rows))")
+    print(figure("total requests", totals, "", digits=0))
+    print(figure("wall time, 3 environments", walls, "s"))
+    print(check("one list request per scope and page", [count == minimum for count in lists]))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from figures import figure
 
 REPO = Path(__file__).resolve().parent.parent
 HDSCTL = REPO / ".venv" / "bin" / "hdsctl"
@@ -33,12 +34,8 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 def report(label: str, command: list[str], repeat: int, target: float) -> None:
     runs = [measure(command) for _ in range(repeat)]
-    walls = [wall for wall, _ in runs]
-    peak = max(mem for _, mem in runs)
-    median = statistics.median(walls)
-    verdict = "met (median)" if median <= target else "NOT met (median)"
-    print(f"{label:<32} min {min(walls):6.3f}  median {median:6.3f}  max {max(walls):6.3f} s  "
-          f"peak {peak:6.1f} MiB  target {target:.1f} s: {verdict}")
+    print(figure(label, [wall for wall, _ in runs], "s", target=target, digits=3, width=32))
+    print(figure("  peak memory", [mem for _, mem in runs], "MiB", digits=1, width=32))
 
 
 def main() -> None:

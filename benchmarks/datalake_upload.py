@@ -1,15 +1,16 @@
 """Archive-scale ingest: the STOW path against the Data Lake path (storage indexing), each from the
 command's start until every instance is indexed and searchable, on the local platform.
 
-    .venv/bin/python benchmarks/datalake_upload.py [--gb 2]
+    .venv/bin/python benchmarks/datalake_upload.py [--gb 2] [--runs 3]
 
 A corpus of synthetic CT instances of 512x512x16 bit (about 525 KB each), new UIDs for each path:
 1. `hdsctl dicom upload` (STOW, defaults): done when the command ends (every answer is an index);
 2. `hdsctl dicom upload --via datalake`: the files written into Azurite's file system, indexed by
    the local service's storage indexing, the command following them until QIDO finds each one.
-Peak RSS of the hdsctl process for each (GNU time). One run each: the figures say where the time
-goes on this machine (2 shared cores: client, Azurite, indexer and Orthanc compete); the
-100 TB estimate in benchmarks/README.md scales them with what Azure publishes.
+Peak RSS of the hdsctl process for each (GNU time). `--runs` (3) runs, each with its own local
+platform: the figures say where the time goes on this machine (2 shared cores: client, Azurite,
+indexer and Orthanc compete); the 100 TB estimate in benchmarks/README.md scales them with what
+Azure publishes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from corpus import ct_corpus, megabytes
+from figures import figure
 
 from hdsctl.emulator.azurite import Azurite
 from hdsctl.emulator.indexer import LocalIndexer, indexing_of
@@ -53,46 +55,60 @@ def upload(folder: Path, journal: Path, *extra: str) -> tuple[float, int, dict]:
     return seconds, int(result.stderr.strip().splitlines()[-1]), json.loads(result.stdout)
 
 
+PATHS = (("STOW (hdsctl dicom upload, defaults)", "stow"),
+         ("Data Lake (--via datalake, until indexed)", "lake"))
+
+
+def one_run(work: Path, count: int, env) -> dict[str, tuple[float, int, float, float]]:
+    """Per path: wall seconds, peak RSS (KB), MB, and the report's seconds (for the Data Lake path:
+    until every file is copied, before following)."""
+    figures = {}
+    storage = Azurite().start()
+    try:
+        with Emulator(engine=OrthancEngine()) as emulator:
+            indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
+                                   **indexing_of(env, "radiology")).start()
+            try:
+                for _, path in PATHS:
+                    extra = (("--via", "datalake", "--storage-url", storage.blob_url, "--queue-url",
+                              storage.queue_url, "--wait", "3600") if path == "lake" else ())
+                    folder = work / path
+                    mb = corpus(folder, count)  # new UIDs for each path and run
+                    seconds, peak_kb, report = upload(folder, work / f"{path}.sqlite", "--url", emulator.url,
+                                                      *extra)
+                    assert report["counts"]["stored"] == count, report["counts"]
+                    figures[path] = (seconds, peak_kb, mb, report["seconds"])
+            finally:
+                indexer.stop()
+    finally:
+        storage.stop()
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=2.0, help="corpus size per path (default 2)")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     count = int(args.gb * 1e9 / INSTANCE_BYTES)
     env = load_environment(STACKS / "Pulumi.local.yaml")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="hdsctl-datalake-bench-") as work:
-        work = Path(work)
-        storage = Azurite().start()
-        try:
-            with Emulator(engine=OrthancEngine()) as emulator:
-                indexer = LocalIndexer(storage.connection_string, emulator.front, base_url=f"{emulator.url}/v2",
-                                       **indexing_of(env, "radiology")).start()
-                try:
-                    for label, extra in (
-                            ("STOW (hdsctl dicom upload, defaults)", ()),
-                            ("Data Lake (--via datalake, until indexed)",
-                             ("--via", "datalake", "--storage-url", storage.blob_url,
-                              "--queue-url", storage.queue_url, "--wait", "3600"))):
-                        folder = work / str(len(rows))
-                        mb = corpus(folder, count)
-                        seconds, peak_kb, report = upload(folder, work / f"{len(rows)}.sqlite", "--url",
-                                                          emulator.url, *extra)
-                        assert report["counts"]["stored"] == count, report["counts"]
-                        rows.append((label, seconds, peak_kb, mb, report["seconds"]))
-                finally:
-                    indexer.stop()
-        finally:
-            storage.stop()
+    runs = []
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="hdsctl-datalake-bench-") as work:
+            runs.append(one_run(Path(work), count, env))
     print(f"{count} instances of about {INSTANCE_BYTES // 1000} KB per path, {os.cpu_count()} cores, "
-          "one run each")
-    for label, seconds, peak_kb, mb, _ in rows:
-        print(f"  {label:<44} {seconds:7.1f} s  {count / seconds:7.1f} inst/s  {mb / seconds:6.1f} MB/s  "
-              f"peak RSS {peak_kb / 1024:4.0f} MB")
-    stow, lake = rows[0][1], rows[1][1]
-    copy = rows[1][4]  # the report's time ends when every file is copied, before following
-    print(f"    of which copying into the Data Lake: {copy:.1f} s ({rows[1][3] / copy:.1f} MB/s); the rest, "
-          f"{lake - copy:.1f} s, is the local indexer (one file at a time into the engine)")
-    print(f"  Data Lake path / STOW path, to indexed and searchable: {lake / stow:.2f}x the time")
+          f"{args.runs} runs")
+    for label, path in PATHS:
+        print(figure(label, [run[path][0] for run in runs], "s", digits=1))
+        print(figure("  instances/s", [count / run[path][0] for run in runs], "/s", digits=1))
+        print(figure("  peak RSS", [run[path][1] / 1024 for run in runs], "MB", digits=0))
+    print(figure("  of which copying into the Data Lake", [run["lake"][3] for run in runs], "s", digits=1))
+    print(figure("  copy rate", [run["lake"][2] / run["lake"][3] for run in runs], "MB/s", digits=1))
+    print(figure("  the rest: local indexer, a file at a time", [run["lake"][0] - run["lake"][3]
+                                                                      for run in runs], "s", digits=1))
+    print(figure("Data Lake path / STOW path, to indexed", [run["lake"][0] / run["stow"][0] for run in runs],
+                 "x", digits=2))
+    print("target: none set (figures for the 100 TB estimate in benchmarks/README.md)")
     sys.stdout.flush()
 
 

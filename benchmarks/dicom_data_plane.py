@@ -8,8 +8,9 @@ behaviour in front of it.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+
+from figures import figure
 
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.smoke import SmokeRun
@@ -64,14 +65,16 @@ def main() -> None:
                     files = instances(args.instances)  # new UIDs: nothing is already stored
                     figures.setdefault(f"STOW {label}, {name} (instances/s)", []).append(
                         rate(client, files, batch))
+    print(f"{args.instances} instances of 64x64x16 bit, {args.runs} runs")
     for name, values in figures.items():
-        low, high = min(values), max(values)
-        print(f"{name:<48} median {statistics.median(values):8.2f}   (min {low:.2f}, max {high:.2f})")
+        label, unit = name.rsplit(" (", 1)
+        print(figure(label, values, unit.rstrip(")"), width=48))
     for label in ("one per request", f"{args.instances} per request"):
-        ratio = (statistics.median(figures[f"STOW {label}, engine (instances/s)"])
-                 / statistics.median(figures[f"STOW {label}, emulator (instances/s)"]))
-        print(f"emulator overhead, {label:<27} {ratio:8.2f}x the engine's time")
-
+        engine = figures[f"STOW {label}, engine (instances/s)"]
+        front = figures[f"STOW {label}, emulator (instances/s)"]
+        print(figure(f"emulator overhead, {label}", [e / f for e, f in zip(engine, front, strict=True)],
+                     "x the engine's time", width=48))
+    print("target: none set (the emulator's overhead, as a ratio)")
 
 if __name__ == "__main__":
     main()

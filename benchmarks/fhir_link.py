@@ -1,18 +1,21 @@
 """Linking studies into FHIR: studies per second and FHIR requests per study.
 
-    .venv/bin/python benchmarks/fhir_link.py [--studies 100]
+    .venv/bin/python benchmarks/fhir_link.py [--studies 100] [--runs 3]
 
 Stores synthetic studies (two series, four instances each) in the local DICOM service (Orthanc
 behind the Azure behaviour), then links them into the local FHIR service (Medplum's engine behind
 the front that adds Azure's rules) three ways: every
 study new, every study again with nothing changed, and every study after it gained a series.
-Target: one FHIR transaction per study per change (and none when nothing changed).
+Target: one FHIR transaction per study per change (and none when nothing changed). Each run
+starts both services afresh.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+
+from figures import figure
 
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicom.synthetic import synthetic_study
@@ -34,32 +37,44 @@ def link_all(linker: Linker, studies: list[str]) -> tuple[float, int, int, dict[
             actions)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--studies", type=int, default=100)
-    args = parser.parse_args()
+ROUNDS = (("new", 1.0), ("again, unchanged", 0.0), ("after a new series", 1.0))  # transactions/study
+
+
+def one_run(count: int) -> dict[str, tuple[float, float, float]]:
+    """Per round: (studies/s, FHIR requests per study, transactions per study)."""
+    figures = {}
     with Emulator(engine=OrthancEngine()) as dicom_service, LocalFhir() as fhir_service, \
             DicomClient(dicom_service.url) as dicom, FhirClient(fhir_service.url) as fhir:
-        studies = [synthetic_study(instances_per_series=3, size=16) for _ in range(args.studies)]
+        studies = [synthetic_study(instances_per_series=3, size=16) for _ in range(count)]
         for study in studies:
             dicom.store([i.data for i in study.instances])
         uids = [s.study_uid for s in studies]
         linker = Linker(dicom, fhir, "urn:oid:2.16.840.1.113883.19.5")
-        print(f"{args.studies} studies of {len(studies[0].instances)} instances, local DICOM service and "
-              "Medplum's FHIR engine")
-        print(f"{'':28}{'seconds':>9}{'studies/s':>11}{'FHIR req/study':>16}{'transactions/study':>20}"
-              "  outcome")
-        rounds = [("new", None), ("again, unchanged", None), ("after a new series", "grow")]
-        for label, change in rounds:
-            if change == "grow":
+        for label, _ in ROUNDS:
+            if label == "after a new series":
                 for study in studies:
                     more = synthetic_study(instances_per_series=1, size=16, study_uid=study.study_uid,
                                            patient_id=study.patient_id)
                     dicom.store([i.data for i in more.instances])
-            seconds, requests, transactions, actions = link_all(linker, uids)
-            outcome = ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
-            print(f"{label:28}{seconds:9.2f}{len(uids) / seconds:11.1f}{requests / len(uids):16.2f}"
-                  f"{transactions / len(uids):20.2f}  {outcome}")
+            seconds, requests, transactions, _ = link_all(linker, uids)
+            figures[label] = (len(uids) / seconds, requests / len(uids), transactions / len(uids))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = [one_run(args.studies) for _ in range(args.runs)]
+    per_study = len(synthetic_study(instances_per_series=3, size=16).instances)
+    print(f"{args.studies} studies of {per_study} instances, local DICOM service and Medplum's FHIR engine, "
+          f"{args.runs} runs")
+    for label, wanted in ROUNDS:
+        print(figure(f"{label}: studies/s", [run[label][0] for run in runs], "/s", digits=1))
+        print(figure(f"{label}: FHIR requests/study", [run[label][1] for run in runs], "", digits=2))
+        print(figure(f"{label}: transactions/study", [run[label][2] for run in runs], "", digits=2,
+                     target=wanted))
 
 
 if __name__ == "__main__":

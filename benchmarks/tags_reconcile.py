@@ -2,7 +2,7 @@
 hdsctl's reconciler against the naive way of the seed article (one POST per tag, then a
 polling loop on the tag's status until it is ready, before the next tag).
 
-Run from the repository root:  .venv/bin/python benchmarks/tags_reconcile.py
+Run from the repository root:  .venv/bin/python benchmarks/tags_reconcile.py [--runs 3]
 Targets: one reindex for any number of new tags; total requests within 2x of the minimum
 (read the tags, one POST, the operation polls, read the tags back); at least 10x less wall
 time than the naive way.
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import time
+
+from figures import check, figure
 
 from hdsctl.dicom.client import DicomClient
 from hdsctl.dicomtags import TagRuleError, check_tag
@@ -79,28 +81,24 @@ def main() -> None:
     parser.add_argument("--instances-per-second", type=float, default=4000.0,
                         help="emulator reindex speed (default 4000: half a second per reindex)")
     parser.add_argument("--poll", type=float, default=1.0, help="first poll interval of both ways")
+    parser.add_argument("--runs", type=int, default=3, help="runs of both ways (default 3)")
     args = parser.parse_args()
     tags = desired_tags(args.tags)
     print(f"{len(tags)} new tags, {args.instances} instances, reindex at "
-          f"{args.instances_per_second:.0f} instances/s, first poll after {args.poll} s")
-    ours = run("hdsctl", tags, args.instances, args.instances_per_second, args.poll)
-    naive = run("naive", tags, args.instances, args.instances_per_second, args.poll)
-    minimum = 3 + ours["polls"]  # read, one POST, the polls, read back
-    print(f"{'':<26}{'hdsctl':>10}{'naive':>10}{'ratio':>8}")
+          f"{args.instances_per_second:.0f} instances/s, first poll after {args.poll} s, {args.runs} runs")
+    runs = [tuple(run(way, tags, args.instances, args.instances_per_second, args.poll)
+                  for way in ("hdsctl", "naive")) for _ in range(args.runs)]
     for key, label in (("writes", "write requests"), ("operations", "reindex operations"),
-                       ("requests", "total requests"), ("wall", "wall time (s)")):
-        a, b = ours[key], naive[key]
-        fmt = "{:>10.2f}" if key == "wall" else "{:>10d}"
-        print(f"{label:<26}{fmt.format(a)}{fmt.format(b)}{b / a:>7.1f}x")
-    print(f"minimum requests for hdsctl's way: {minimum}; sent {ours['requests']} "
-          f"({ours['requests'] / minimum:.2f}x)")
-    verdicts = [
-        ("one reindex operation", ours["operations"] == 1),
-        ("requests within 2x of the minimum", ours["requests"] <= 2 * minimum),
-        ("at least 10x less wall time than naive", naive["wall"] >= 10 * ours["wall"]),
-    ]
-    for text, ok in verdicts:
-        print(f"  {'ok  ' if ok else 'MISS'} {text}")
+                       ("requests", "total requests"), ("wall", "wall time")):
+        unit, digits = ("s", 2) if key == "wall" else ("", 0)
+        print(figure(f"{label}, hdsctl", [ours[key] for ours, _ in runs], unit, digits=digits))
+        print(figure(f"{label}, naive", [naive[key] for _, naive in runs], unit, digits=digits))
+    # the minimum: read the tags, one POST, the polls, read back
+    print(figure("hdsctl's requests / the minimum", [o["requests"] / (3 + o["polls"]) for o, _ in runs],
+                 "x", target=2))
+    print(figure("naive wall time / hdsctl's", [n["wall"] / o["wall"] for o, n in runs], "x", target=10,
+                 at_most=False))
+    print(check("one reindex operation (every run)", [ours["operations"] == 1 for ours, _ in runs]))
 
 
 if __name__ == "__main__":

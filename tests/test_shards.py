@@ -243,3 +243,57 @@ def test_a_reshard_that_could_send_twice_is_refused(run_cli, stack, shared_dicom
     code, _, err = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "archive"),
                            "--stack", "local", "--reshard", str(old))
     assert code == EXIT_BAD_INPUT and "give --shard J/M and --journal NEW" in err
+
+
+def test_a_source_that_changes_during_the_run_is_reported_and_settled_by_the_next_run(stack, shared_dicom,
+                                                                                       tmp_path, run_cli):
+    """While a worker runs, a file not sent yet is removed, another is written over and a new one
+    appears: the run fails the first two with the reason (nothing claimed stored); the next run
+    stores the changed and the new file and records the removed one as gone, and --status agrees."""
+    import sqlite3
+    import time
+
+    studies = archive(tmp_path / "archive", studies=6)
+    files = sorted((tmp_path / "archive").iterdir())
+    removed, rewritten, added = files[-1], files[-2], tmp_path / "archive" / "z-new.dcm"
+    journal = tmp_path / "shard-0-of-1.sqlite"
+    command = [sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(stack.parent), "dicom", "upload",
+               str(tmp_path / "archive"), "--stack", "local", "--url", shared_dicom.url, "--shard", "0/1",
+               "--journal", str(journal), "--batch-mb", "0.001", "--concurrency", "1", "--json"]
+
+    def journaled() -> int:
+        try:
+            db = sqlite3.connect(journal)
+            try:
+                return db.execute("select count(*) from files").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    shared_dicom.knobs.latency_ms = 150
+    try:
+        first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while journaled() == 0 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.poll() is None, "the run ended before the source could change"
+        removed.unlink()
+        rewritten.write_bytes(synthetic_study(instances_per_series=1, size=16).instances[0].data)
+        added.write_bytes(synthetic_study(instances_per_series=1, size=16).instances[0].data)
+        out, err = first.communicate(timeout=120)
+    finally:
+        shared_dicom.knobs.latency_ms = 0
+    report = json.loads(out)
+    assert first.returncode == EXIT_FAILED, err
+    failed = {f["file"]: f for f in report["failures"]}
+    assert set(failed) == {str(removed), str(rewritten)}
+    assert all(f["reason"] == "changed" for f in failed.values())
+    assert report["counts"]["stored"] == sum(len(s.instances) for s in studies) - 2
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    report = json.loads(again.stdout)
+    assert again.returncode == EXIT_OK, again.stderr
+    assert report["counts"]["stored"] == 2 and report["counts"]["goneFromSource"] == 1  # rewritten + added
+    code, out, _ = run_cli("dicom", "upload", "--status", str(journal), "--json")
+    status = json.loads(out)
+    assert code == EXIT_OK and status["ok"] and [g["file"] for g in status["gone"]] == [str(removed)]

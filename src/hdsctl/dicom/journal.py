@@ -16,6 +16,7 @@ from hdsctl.errors import EXIT_FAILED, BadInput, HdsctlError
 FILE_NAME = ".hdsctl-upload.sqlite"
 STORED, ALREADY, FAILED = "stored", "already", "failed"
 NOT_DICOM = "not-dicom"  # looked at once: not a DICOM Part 10 file, never opened again
+GONE = "gone"  # not stored, and no longer in the source (removed or moved since)
 DONE = (STORED, ALREADY)
 SCHEMA = """
 create table if not exists service (url text not null);

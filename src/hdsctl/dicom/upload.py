@@ -8,6 +8,7 @@ the next is counted, so what the report says is stored, is stored and recorded.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,17 @@ from pathlib import Path
 
 from hdsctl.dicom import archive, errors
 from hdsctl.dicom.archive import Candidate, Source, Unusable
-from hdsctl.dicom.journal import ALREADY, DONE, FAILED, NOT_DICOM, STORED, Entry, Journal, JournalWriteFailed
+from hdsctl.dicom.journal import (
+    ALREADY,
+    DONE,
+    FAILED,
+    GONE,
+    NOT_DICOM,
+    STORED,
+    Entry,
+    Journal,
+    JournalWriteFailed,
+)
 from hdsctl.dicom.multipart import PartUnreadable
 from hdsctl.dicom.upload_report import PENDING, Outcome, UploadReport
 from hdsctl.dicom.verify import missing_from_service, stored_differently
@@ -74,9 +85,11 @@ class Upload:
         self.skipped_by_journal: list[tuple[Entry, Source, float]] = []
         first_seen: dict[str, Candidate] = {}
         to_send, not_dicom = [], []
+        walked: set[str] = set()
         for seen, found in enumerate(archive.walk(paths), 1):
             if self.progress:
                 self.progress.scanned(seen)
+            walked.add(found.source.key if isinstance(found, Unusable) else found[0].key)
             modified = None  # known for files the walk found, not for what it refused
             if not isinstance(found, Unusable):
                 source, modified = found
@@ -124,7 +137,24 @@ class Upload:
             to_send.append(item)
         if not_dicom and not self.options.dry_run:
             self.journal.record(not_dicom)
+        self._record_gone(done, walked, paths, report)
         return to_send
+
+    def _record_gone(self, done: dict[str, Entry], walked: set[str], paths: list[Path],
+                     report: UploadReport) -> None:
+        """Files an earlier run did not store (failed, not sent, copied) that are no longer in the
+        source: recorded as gone, so the journal and --status stop counting them as to do. Only
+        when their path is gone too (a folder that cannot be listed now is not an empty one)."""
+        roots = [str(path) for path in paths]
+        gone = [entry for key, entry in done.items()
+                if entry.status not in (*DONE, NOT_DICOM, GONE) and key not in walked
+                and any(key == root or key.startswith(root.rstrip("/") + "/") for root in roots)
+                and not os.path.lexists(key.split("!", 1)[0])]
+        report.gone = len(gone)
+        if gone and not self.options.dry_run:
+            self.journal.record([(e.key, e.size, e.modified, e.sop_uid, GONE, "gone-from-source",
+                                  f"no longer at its path (an earlier run: {e.status}, {e.reason})",
+                                  e.study_uid) for e in gone])
 
     @staticmethod
     def _duplicate(item: Candidate, twin: Candidate) -> Outcome:

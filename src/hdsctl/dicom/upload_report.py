@@ -33,6 +33,7 @@ class UploadReport:
     not_dicom: int = 0
     special: int = 0  # FIFOs, devices, sockets: never opened
     other_shards: int = 0  # with --shard: DICOM files of other shards' studies, left to them
+    gone: int = 0  # journaled not stored, no longer in the source: recorded as gone
     done_before: int = 0
     verified: int | None = None  # of done_before, confirmed on the service by QIDO
     resent: int = 0  # journaled as stored, not on the service: sent again
@@ -61,7 +62,8 @@ class UploadReport:
                        "copiedNotYetIndexed": self.count(COPIED),
                        "notDicom": self.not_dicom, "specialFiles": self.special,
                        "doneInEarlierRuns": self.done_before, "verifiedOnService": self.verified,
-                       "resentMissing": self.resent, "otherShards": self.other_shards},
+                       "resentMissing": self.resent, "otherShards": self.other_shards,
+                       "goneFromSource": self.gone},
             "batches": self.batches, "sentBytes": self.sent_bytes, "seconds": round(self.seconds, 3),
             "scanSeconds": round(self.scan_seconds, 3),
             "failures": [{"file": o.key, "sopInstanceUid": o.sop_uid, "reason": o.reason, "detail": o.detail}
@@ -108,6 +110,8 @@ def render(report: UploadReport, shown: int = 20) -> str:
                if report.count(COPIED) else []),
              *([f"  other shards       {report.other_shards} (their studies are other workers')"]
                if report.other_shards else []),
+             *([f"  gone from source   {report.gone} (not stored by earlier runs, no longer at their path)"]
+               if report.gone else []),
              f"  not DICOM          {report.not_dicom} (skipped)"
              + (f"; {report.special} FIFO/device/socket file(s) not opened" if report.special else ""),
              f"  {report.batches} request(s), {report.sent_bytes / 1e6:.1f} MB in {report.seconds:.1f} s "

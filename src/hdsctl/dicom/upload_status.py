@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hdsctl.dicom.journal import ALREADY, FAILED, NOT_DICOM, STORED, JournalRefused
+from hdsctl.dicom.journal import ALREADY, FAILED, GONE, NOT_DICOM, STORED, JournalRefused
 from hdsctl.dicom.upload_report import COPIED
 
 DONE = (STORED, ALREADY)
@@ -24,6 +24,7 @@ class MergedStatus:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[dict] = field(default_factory=list)
     waiting: list[dict] = field(default_factory=list)  # copied into the Data Lake, not yet indexed
+    gone: list[dict] = field(default_factory=list)  # never stored, no longer in the source
     shard_count: int | None = None
     shards: dict[int, str] = field(default_factory=dict)  # shard index → its journal
     confirmed: bool = False  # the waiting files were looked up on the service (confirm_waiting)
@@ -41,7 +42,7 @@ class MergedStatus:
     def to_json(self) -> dict:
         return {"ok": self.ok, "journals": self.journals, "services": sorted(self.services),
                 "shardCount": self.shard_count, "missingShards": self.missing_shards,
-                "counts": self.counts, "failures": self.failures, "waiting": self.waiting}
+                "counts": self.counts, "failures": self.failures, "waiting": self.waiting, "gone": self.gone}
 
 
 def merge(paths: list[Path]) -> MergedStatus:
@@ -66,6 +67,8 @@ def merge(paths: list[Path]) -> MergedStatus:
                 status.failures.append(entry)
             elif state == COPIED:
                 status.waiting.append(entry)
+            elif state == GONE:
+                status.gone.append(entry)
     if len(status.services) > 1:
         services = ", ".join(sorted(status.services))
         raise JournalRefused(f"the journals record uploads to more than one service ({services}): give the "
@@ -131,6 +134,9 @@ def render(status: MergedStatus, shown: int = 20) -> str:
                      + (f" (missing: {missing})" if missing else ""))
     for state in (STORED, ALREADY, COPIED, FAILED):
         lines.append(f"  {state:<18} {status.counts.get(state, 0)}")
+    if status.counts.get(GONE):
+        lines.append(f"  {'gone from source':<18} {status.counts[GONE]} (never stored, no longer in the "
+                     "source; --json lists them)")
     waiting_title = ("Copied, not indexed yet (looked up on the service now):" if status.confirmed
                      else "Copied, not yet indexed (--stack looks them up on the service):")
     for title, entries in (("Not stored:", status.failures), (waiting_title, status.waiting)):
