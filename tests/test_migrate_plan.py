@@ -75,3 +75,22 @@ def test_a_declared_grant_is_recognised(run_cli):
 def test_bad_input_is_named(run_cli, extra, words):
     code, _, err = plan(run_cli, *extra)
     assert code == EXIT_BAD_INPUT and words in err and "Traceback" not in err
+
+
+def test_a_source_in_blob_storage_is_read_by_every_pod_without_a_volume(run_cli):
+    source = "https://stpacsexport.blob.core.windows.net/export/2019"
+    code, out, err = run_cli("--stacks-dir", str(STACKS), "dicom", "migrate", "plan", "--stack", "prod",
+                             "--source", source, "--shards", "4", "--image", "registry.example/hdsctl:1",
+                             "--journal-claim", "migration-journals", "--client-id", CLIENT_ID)
+    assert code == EXIT_OK, err
+    documents = list(yaml.safe_load_all(out))
+    for document in documents:
+        kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+    pod = documents[-1]["spec"]["template"]["spec"]
+    assert source in pod["containers"][0]["args"]
+    assert [v["name"] for v in pod["volumes"]] == ["journals", "stack"]  # no archive volume
+    assert "Storage Blob Data Reader on that container" in err
+    code, _, err = run_cli("--stacks-dir", str(STACKS), "dicom", "migrate", "plan", "--stack", "prod",
+                           "--source", f"{source}?sig=secret", "--shards", "4", "--image", "i:1",
+                           "--journal-claim", "j", "--client-id", CLIENT_ID)
+    assert code == EXIT_BAD_INPUT and "without a SAS" in err and "secret" not in err

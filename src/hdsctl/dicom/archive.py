@@ -42,6 +42,20 @@ class Source:
         key = f"{self.path}!{self.member}" if self.member else str(self.path)
         return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
+    def changed_since(self, size: int, modified: float) -> str | None:
+        """Why the file is not as the scan saw it (None: it is). A zip member's CRC is checked
+        as it is read instead."""
+        if self.member is not None:
+            return None
+        try:
+            info = self.path.stat()
+        except OSError as err:
+            return f"changed while uploading: {err.strerror or err}"
+        if (info.st_size, info.st_mtime) != (size, modified):
+            return ("changed while uploading: size or time differ from the scan; run again to send it as it "
+                    "is now")
+        return None
+
     def open(self):
         """A seekable binary stream of the file; the caller closes it."""
         if self.member is None:
@@ -85,6 +99,9 @@ def walk(paths: list[Path]) -> Iterator[tuple[Source, float] | Unusable]:
     walked once, however many links lead to it; FIFOs, devices and sockets are not opened."""
     seen: set[tuple[int, int]] = set()
     for path in paths:
+        if hasattr(path, "walk"):  # a container in Blob storage (blob_source.BlobRoot)
+            yield from path.walk()
+            continue
         yield from _walk_one(path, seen)
 
 

@@ -38,8 +38,8 @@ class Migration:
     shards: int
     parallelism: int
     image: str
-    source_claim: str  # the PersistentVolumeClaim holding the archive
-    source_path: str  # the archive's folder inside it
+    source_claim: str | None  # the PersistentVolumeClaim holding the archive; None: in Blob storage
+    source_path: str  # the archive's folder inside it, or its Blob container URL
     journal_claim: str  # a PersistentVolumeClaim that outlives the pods
     client_id: str  # the workload identity's application (client) id
     via: str = "stow"
@@ -48,11 +48,18 @@ class Migration:
     reshard_from: int | None = None  # the count of an earlier cut whose journals each pod takes over
 
 
-def parse_source(text: str) -> tuple[str, str]:
-    """`pvc://<claim>/<path>`: the archive on a volume every pod mounts read-only."""
+def parse_source(text: str) -> tuple[str | None, str]:
+    """`pvc://<claim>/<path>`: the archive on a volume every pod mounts read-only; or a Blob
+    container URL, which every pod lists and reads itself (no claim)."""
+    from hdsctl.dicom.blob_source import is_url, parse_root
+
+    if is_url(text):
+        parse_root(text)  # refused now (a SAS, another host) rather than in every pod
+        return None, text
     if not text.startswith("pvc://"):
         raise MigrationPlanError(f"--source {text!r}: give pvc://<claim>/<folder> (the archive on a "
-                                 "PersistentVolumeClaim every worker mounts read-only)")
+                                 "PersistentVolumeClaim every worker mounts read-only) or a Blob container URL "
+                                 "(https://<account>.blob.core.windows.net/<container>/<folder>)")
     claim, _, path = text.removeprefix("pvc://").partition("/")
     if not DNS_LABEL.match(claim):
         raise MigrationPlanError(f"--source {text!r}: {claim!r} is not a PersistentVolumeClaim name")
@@ -94,7 +101,8 @@ def _stack_config(migration: Migration, labels: dict) -> dict:
 
 
 def _job(migration: Migration, labels: dict) -> dict:
-    source = "/archive" + migration.source_path
+    in_blob = migration.source_claim is None
+    source = migration.source_path if in_blob else "/archive" + migration.source_path
     args = ["--stacks-dir", "/stacks", "dicom", "upload", source, "--stack", migration.stack, "--service",
             migration.service, "--shard", f"$({INDEX})/{migration.shards}",
             "--journal", journal_path(f"$({INDEX})", migration.shards), "--json"]
@@ -107,16 +115,17 @@ def _job(migration: Migration, labels: dict) -> dict:
         "env": [{"name": INDEX, "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}}}],
         "resources": RESOURCES,
-        "volumeMounts": [{"name": "archive", "mountPath": "/archive", "readOnly": True},
+        "volumeMounts": [*([] if in_blob else [{"name": "archive", "mountPath": "/archive", "readOnly": True}]),
                          {"name": "journals", "mountPath": "/journals"},
                          {"name": "stack", "mountPath": "/stacks", "readOnly": True}],
     }
+    archive = [] if in_blob else [{"name": "archive", "persistentVolumeClaim": {
+        "claimName": migration.source_claim, "readOnly": True}}]
     pod = {"metadata": {"labels": {**labels, WORKLOAD_IDENTITY_LABEL: "true"}},
            "spec": {"serviceAccountName": migration.name, "restartPolicy": "Never",
                     "containers": [container],
                     "volumes": [
-                        {"name": "archive", "persistentVolumeClaim": {"claimName": migration.source_claim,
-                                                                      "readOnly": True}},
+                        *archive,
                         {"name": "journals", "persistentVolumeClaim": {"claimName": migration.journal_claim}},
                         {"name": "stack", "configMap": {"name": f"{migration.name}-stack"}}]}}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": migration.name, "labels": labels},

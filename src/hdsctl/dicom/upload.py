@@ -145,11 +145,12 @@ class Upload:
         """Files an earlier run did not store (failed, not sent, copied) that are no longer in the
         source: recorded as gone, so the journal and --status stop counting them as to do. Only
         when their path is gone too (a folder that cannot be listed now is not an empty one)."""
-        roots = [str(path) for path in paths]
+        roots = [getattr(path, "key_prefix", None) or str(path).rstrip("/") + "/" for path in paths]
         gone = [entry for key, entry in done.items()
                 if entry.status not in (*DONE, NOT_DICOM, GONE) and key not in walked
-                and any(key == root or key.startswith(root.rstrip("/") + "/") for root in roots)
-                and not os.path.lexists(key.split("!", 1)[0])]
+                and any(key.startswith(root) or f"{key}/" == root for root in roots)
+                # a blob the listing did not give is gone; a file, only when its path is
+                and (key.startswith(("https://", "http://")) or not os.path.lexists(key.split("!", 1)[0]))]
         report.gone = len(gone)
         if gone and not self.options.dry_run:
             self.journal.record([(e.key, e.size, e.modified, e.sop_uid, GONE, "gone-from-source",
@@ -280,18 +281,10 @@ class Upload:
 
     @staticmethod
     def _changed(candidate: Candidate, local: dict[str, tuple[str, str]]) -> bool:
-        if candidate.source.member is not None:
-            return False  # a zip member is checked by its CRC as it is read
-        try:
-            info = candidate.source.path.stat()
-        except OSError as err:
-            local[candidate.sop_uid] = ("changed", f"changed while uploading: {err.strerror or err}")
-            return True
-        if (info.st_size, info.st_mtime) != (candidate.source.size, candidate.modified):
-            local[candidate.sop_uid] = ("changed", "changed while uploading: size or time differ from the "
-                                                   "scan; run again to send it as it is now")
-            return True
-        return False
+        why = candidate.source.changed_since(candidate.source.size, candidate.modified)
+        if why is not None:
+            local[candidate.sop_uid] = ("changed", why)
+        return why is not None
 
     def _settle(self, batch: list[Candidate], future: Future, report: UploadReport) -> None:
         try:
