@@ -1,5 +1,5 @@
 """`hdsctl emulator`: the local platform on loopback (Orthanc behind the Azure DICOM service's
-behaviour, Azurite for events, the FHIR stand-in), started and stopped together."""
+behaviour, Azurite for events, Medplum's FHIR engine), started and stopped together."""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ def add_arguments(commands) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--events", action="store_true",
                         help="with --engine orthanc: also start Azurite (the Azure Storage emulator) and "
-                             "deliver "
-                             "DicomImageCreated/Deleted events into the queues of the stack's subscriptions")
+                             "deliver DicomImageCreated/Deleted events into the queues of the stack's "
+                             "subscriptions")
     parser.add_argument("--fhir", action="store_true",
-                        help="also start the local FHIR stand-in (the FHIR R4 rules the linker uses; fhirUrl "
-                             "in --url-file)")
+                        help="also start the local FHIR service: Medplum's engine (Node.js, installed by "
+                             "scripts/bootstrap) behind a front with Azure's rules (fhirUrl in --url-file)")
     parser.add_argument("--fhir-port", type=port, default=0, help="with --fhir: its port (default: a free one)")
     parser.add_argument("--stack", default="local", help="with --events: whose hdsctl:events to follow "
                                                          "(default: local)")
@@ -131,18 +131,11 @@ def _serve(args, engine, storage, routes, dead_letter_container, fhir, indexing=
 
 
 def _start_fhir(args):
-    """Medplum's FHIR engine behind the front that adds Azure's rules; without Node.js or Medplum
-    installed, the stand-in (the same rules, written here), with a note."""
-    from hdsctl.emulator.fhir import FhirStandIn
+    """Medplum's FHIR engine behind the front that adds Azure's rules."""
     from hdsctl.emulator.medplum import LocalFhir
-    from hdsctl.emulator.process import EngineUnavailable
 
     try:
-        try:
-            return LocalFhir(args.host, args.fhir_port).start()
-        except EngineUnavailable as err:
-            print(f"note: {err}; serving FHIR from the stand-in instead", file=sys.stderr)
-            return FhirStandIn(args.host, args.fhir_port).start()
+        return LocalFhir(args.host, args.fhir_port).start()
     except OSError as err:
         raise UsageError(f"the local FHIR service cannot listen on {args.host}:{args.fhir_port}: "
                          f"{err.strerror}; pick another --fhir-port (0 takes a free one)") from None

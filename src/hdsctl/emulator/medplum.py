@@ -9,6 +9,12 @@ adds only what Azure's FHIR service does differently and the linker relies on:
   in `If-Match` headers, transaction entries' `request.ifMatch` and `_history/<n>` reads;
 - a transaction with a failing entry fails as a whole, with that entry's status;
 - an OperationOutcome's issues carry `diagnostics` (Medplum writes `details.text`);
+- a resource that is not valid FHIR is refused with 400 before the engine sees it (FHIR R4
+  http.html: "400 Bad Request - resource could not be parsed or failed basic FHIR validation
+  rules"; Medplum's in-memory repository stores it), each resource of a transaction too, checked
+  with fhir.resources' models (R4B: the same as R4 for these resources);
+- an update that creates the resource answers 201 Created (FHIR R4 http.html#update; Medplum
+  answers 200);
 and the hooks the tests steer it with: `fail_next(status, count)`, `requests`, `statuses`,
 `resources(kind)`.
 """
@@ -141,6 +147,8 @@ class LocalFhir(LoopbackServer, FhirHooks):
                 version = (document.get("meta") or {}).get("versionId") if isinstance(document, dict) else None
                 if version:
                     kept["ETag"] = f'W/"{version}"'
+                    if method == "PUT" and status == 200 and version == "1":
+                        status = 201  # the update created it
                 payload = json.dumps(document).encode()
             return status, kept, payload
         finally:
@@ -171,6 +179,41 @@ class LocalFhir(LoopbackServer, FhirHooks):
                     request["ifMatch"] = self.versions.inward_if_match(target, request["ifMatch"])
             raw = json.dumps(bundle).encode()
         return sent, raw
+
+
+def refused(method: str, path: str, raw: bytes) -> dict | None:
+    """The OperationOutcome of a body Azure's FHIR service refuses with 400 (not JSON, a type it
+    does not know, a resource the R4 models reject), each resource of a transaction too; None
+    when the engine may have it."""
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
+    if method not in {"POST", "PUT"} or not raw:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return _outcome("structure", "the body is not JSON")
+    bundle = path.strip("/") == "" and isinstance(document, dict) and document.get("resourceType") == "Bundle"
+    resources = ([entry.get("resource") for entry in document.get("entry") or [] if entry.get("resource")]
+                 if bundle else [document])
+    for resource in resources:
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        try:
+            model = get_fhir_model_class(str(kind))
+        except (KeyError, ValueError):
+            return _outcome("not-supported", f"unknown resource type {kind!r}")
+        try:
+            model.model_validate(resource)
+        except ValidationError as err:
+            first = err.errors()[0]
+            return _outcome("invalid", f"invalid {kind}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    return None
+
+
+def _outcome(code: str, diagnostics: str) -> dict:
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]}
 
 
 def _with_diagnostics(document):
@@ -208,10 +251,11 @@ def _front(fhir: LocalFhir):
             raw = self.rfile.read(length) if 0 < length <= MAX_BODY else b""
             if fhir._failures:
                 status = fhir._failures.pop(0)
-                outcome = {"severity": "error", "code": "transient",
-                           "diagnostics": f"injected failure {status}"}
-                payload = json.dumps({"resourceType": "OperationOutcome", "issue": [outcome]}).encode()
+                payload = json.dumps(_outcome("transient", f"injected failure {status}")).encode()
                 headers = {"Content-Type": "application/fhir+json"}
+            elif (outcome := refused(method, path, raw)) is not None:
+                status, headers = 400, {"Content-Type": "application/fhir+json"}
+                payload = json.dumps(outcome).encode()
             else:
                 sent, raw = fhir.inward(method, path, self.headers, raw)
                 status, headers, payload = fhir.exchange(method, fhir.inward_target(self.path), raw, sent)

@@ -71,5 +71,5 @@ class FhirService(Model):
     identity: Identity | None = env()
     customer_managed_key: CustomerManagedKey | None = env()
     # Base URL; defaults to the service's Azure URL. The local stack points it at the local
-    # FHIR stand-in.
+    # FHIR service.
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = env()
