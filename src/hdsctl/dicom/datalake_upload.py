@@ -47,6 +47,10 @@ class DataLakeUpload(Upload):
     def run(self, paths, url: str) -> UploadReport:
         from hdsctl.dataplane import StorageFailed, storage_errors
 
+        # Files an earlier run saw may be in the Data Lake already: those are compared (one HEAD)
+        # before they are sent. Others are sent at once; one another tool wrote meanwhile (or one
+        # in flight when a run stopped) is refused by the write itself and compared then.
+        self._seen_before = set(self.journal.entries())
         report = super().run(paths, url)
         if self.wait_seconds and not self.options.dry_run and report.stopped is None:
             queues = f"the queues and dead letters of {self.target.queue} at {self.target.queue_url}"
@@ -111,7 +115,7 @@ class DataLakeUpload(Upload):
         name = self.target.name_of(candidate.study_uid, candidate.sop_uid)
         conflict = (f"another file is at {name} in the Data Lake: --upsert replaces it (the service indexes "
                     "the new one)")
-        if not self.options.upsert:  # what is there already is compared, not sent again
+        if not self.options.upsert and candidate.source.key in self._seen_before:
             held = _held_md5(container, name)
             if held is not None:
                 return None if held == digest.digest() else conflict

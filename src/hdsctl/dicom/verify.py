@@ -5,8 +5,12 @@ already holds (45070) is the same content as the file being sent (its stored met
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from hdsctl.dicom import keys
 from hdsctl.dicom.web import first_value, is_uid
+
+LISTINGS_IN_FLIGHT = 4
 
 # Attributes that tell two files with one SOPInstanceUID apart: the patient, the study's and
 # the image's identity and geometry. Pixel values themselves are not compared (that would
@@ -28,10 +32,14 @@ def missing_from_service(client, entries) -> set[str]:
         elif not is_uid(entry.sop_uid) or not client.search("instances", {"SOPInstanceUID": entry.sop_uid},
                                                             limit=1):
             missing.add(entry.key)  # journaled before study UIDs were kept: one look-up each
-    for study, wanted in by_study.items():
-        held = {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
+    def held(study: str) -> set[str]:
+        return {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
                 for item in client.search_all("instances", study=study, includefield=(keys.SOP_INSTANCE_UID,))}
-        missing |= {entry.key for entry in wanted if entry.sop_uid not in held}
+
+    # A few listings in flight: a re-run over thousands of studies waits on round trips, not work.
+    with ThreadPoolExecutor(max_workers=LISTINGS_IN_FLIGHT) as pool:
+        for wanted, found in zip(by_study.values(), pool.map(held, by_study), strict=True):
+            missing |= {entry.key for entry in wanted if entry.sop_uid not in found}
     return missing
 
 
