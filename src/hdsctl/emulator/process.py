@@ -119,10 +119,15 @@ class LocalProcess:
             return "(no log)"
         return path.read_text(errors="replace")[-800:].strip()
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
+        """Ask the engine to end (SIGTERM, SIGKILL after 10 s); without `graceful`, end it at
+        once: nothing it holds outlives it (its work folder goes too)."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
+            if graceful:
+                process.terminate()
+            else:
+                process.kill()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
