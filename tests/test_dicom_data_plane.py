@@ -70,6 +70,19 @@ def test_smoke_passes_and_leaves_nothing_behind(run_cli, local_stack, shared_dic
     assert client.search("studies", {"StudyInstanceUID": report["studyInstanceUid"]}) == []
 
 
+def test_smoke_finds_its_study_on_a_service_holding_pages_of_todays_studies(run_cli, local_stack,
+                                                                              shared_dicom, client):
+    sync_tags(run_cli, local_stack, shared_dicom.url)
+    busy = [synthetic_study(instances_per_series=1, frames=1, size=8) for _ in range(400)]
+    assert client.store([i.data for study in busy for i in study.instances]).status == 200
+    try:
+        code, report, _ = smoke(run_cli, local_stack, shared_dicom.url)
+        assert code == EXIT_OK, [s for s in report["steps"] if s["status"] != "passed"]
+    finally:
+        for study in busy:
+            client.delete(study.study_uid)
+
+
 def test_a_declared_tag_not_yet_synced_is_reported_skipped(run_cli, write_stack, shared_dicom):
     document = load_yaml(STACKS / "Pulumi.local.yaml")
     document["config"]["hdsctl:dicomServices"][0]["extendedQueryTags"].append(
@@ -184,8 +197,10 @@ def test_a_reindex_walks_the_instances_really_stored(client):
     try:
         outcome = sync(client, [content_date], schedule=PollSchedule(first=0.02))
         assert any(t.path == content_date.path and t.status == "ready" for t in outcome.observed)
-        found = client.search("instances", {"ContentDate": study.study_date})
-        assert {r["00080018"]["Value"][0] for r in found} >= {i.sop_uid for i in study.instances}
+        # Scoped to the study: the session's service holds other studies of today, past one page.
+        found = client.search("instances", {"ContentDate": study.study_date}, study=study.study_uid)
+        assert {r["00080018"]["Value"][0] for r in found} == {i.sop_uid for i in study.instances}
+        assert client.search("instances", {"ContentDate": "19000101"}, study=study.study_uid) == []
     finally:
         client.delete_tag(content_date.path)
         client.delete(study.study_uid)

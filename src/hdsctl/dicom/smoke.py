@@ -125,10 +125,13 @@ class SmokeRun:
     def _find(self, level: str, filters: dict[str, str], key: str = keys.STUDY_INSTANCE_UID,
               wanted: str | None = None):
         wanted = wanted or self.study.study_uid
-        found = [(item.get(key) or {}).get("Value", [None])[0] for item in self.client.search(level, filters)]
+        # Narrowed by the smoke study's own UID: on a busy service today's date (or a sample
+        # value) matches more than a page, and the study need not be on the first one.
+        narrowed = {**filters, key: wanted}
+        found = [(item.get(key) or {}).get("Value", [None])[0] for item in self.client.search(level, narrowed)]
         if wanted not in found:
             raise _Failed(f"{level} matching {filters} did not include {wanted} ({len(found)} found)")
-        return f"{len(found)} match(es)"
+        return "found"
 
     def _search_by_tag(self, tag: TagDefinition, ready: set[str]) -> None:
         level = QIDO_LEVEL[tag.level]
