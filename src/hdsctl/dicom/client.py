@@ -17,7 +17,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.rest import HttpRequest, HttpResponse
 
 from hdsctl.dataplane import DataPlaneClient
-from hdsctl.dicom import errors, multipart
+from hdsctl.dicom import errors, keys, multipart
 from hdsctl.dicom.models import (
     ObservedTag,
     OperationState,
@@ -25,7 +25,7 @@ from hdsctl.dicom.models import (
     lower_keys,
     operation_id_from_url,
 )
-from hdsctl.dicom.web import StowResult, check_uid, parse_stow_answer, utc_text
+from hdsctl.dicom.web import StowResult, check_uid, first_value, parse_stow_answer, utc_text
 from hdsctl.dicomtags import TagDefinition
 from hdsctl.endpoints import EndpointRefused, check_dicom_url
 from hdsctl.retry import Budget
@@ -181,6 +181,11 @@ class DicomClient(DataPlaneClient):
             if len(page) < PAGE_LIMIT:
                 return
             offset += len(page)
+
+    def instances_held(self, study: str) -> set[str]:
+        """The SOP instance UIDs the service holds in `study` (one listing, paged)."""
+        return {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
+                for item in self.search_all("instances", study=study, includefield=(keys.SOP_INSTANCE_UID,))}
 
     def retrieve_instance(self, study: str, series: str, instance: str) -> bytes:
         """The stored file, as it was stored (original transfer syntax)."""

@@ -14,10 +14,8 @@ import json
 from dataclasses import dataclass
 
 from hdsctl import roles
-from hdsctl.dicom import keys
 from hdsctl.dicom.journal import FAILED, STORED
 from hdsctl.dicom.upload_report import Outcome
-from hdsctl.dicom.web import first_value
 from hdsctl.events.schema import blob_subject
 
 # A peek sees a queue's first 32 messages only: a longer poison queue is read by receiving its
@@ -77,9 +75,7 @@ class IndexingFollower:
     def _indexed(dicom, waiting: dict[str, Outcome], studies: dict[str, str]) -> list[Outcome]:
         found = []
         for study in {studies.get(sop) for sop in waiting} - {None}:
-            held = {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
-                    for item in dicom.search_all("instances", study=study,
-                                                 includefield=(keys.SOP_INSTANCE_UID,))}
+            held = dicom.instances_held(study)
             found += [Outcome(o.key, STORED, sop, size=o.size) for sop, o in waiting.items()
                       if sop in held and studies.get(sop) == study]
         return found

@@ -32,13 +32,10 @@ def missing_from_service(client, entries) -> set[str]:
         elif not is_uid(entry.sop_uid) or not client.search("instances", {"SOPInstanceUID": entry.sop_uid},
                                                             limit=1):
             missing.add(entry.key)  # journaled before study UIDs were kept: one look-up each
-    def held(study: str) -> set[str]:
-        return {str(first_value(item, keys.SOP_INSTANCE_UID) or "")
-                for item in client.search_all("instances", study=study, includefield=(keys.SOP_INSTANCE_UID,))}
 
     # A few listings in flight: a re-run over thousands of studies waits on round trips, not work.
     with ThreadPoolExecutor(max_workers=LISTINGS_IN_FLIGHT) as pool:
-        for wanted, found in zip(by_study.values(), pool.map(held, by_study), strict=True):
+        for wanted, found in zip(by_study.values(), pool.map(client.instances_held, by_study), strict=True):
             missing |= {entry.key for entry in wanted if entry.sop_uid not in found}
     return missing
 
