@@ -32,6 +32,7 @@ def test_the_job_is_valid_kubernetes_and_runs_one_shard_per_index(run_cli):
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 8, 4)
     assert spec["backoffLimitPerIndex"] >= 1  # a failing shard is retried alone
+    assert spec["podReplacementPolicy"] == "Failed"  # never two pods of one shard at once
     pod = spec["template"]
     assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]

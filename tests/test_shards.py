@@ -115,6 +115,46 @@ def test_two_workers_on_one_journal_at_once_are_refused(tmp_path):
     Journal(path, "http://127.0.0.1:1", Shard(1, 4)).close()  # free again once the first is done
 
 
+def _mounted(tmp_path, monkeypatch, kind: str):
+    """A mount table in which `tmp_path/share dir` is a share of type `kind`."""
+    from hdsctl import filesystems
+
+    share = tmp_path / "share dir"
+    share.mkdir()
+    table = tmp_path / "mounts"
+    escaped = str(share).replace(" ", r"\040")  # as the kernel writes a space in a mount point
+    table.write_text(f"/dev/sda1 / ext4 rw 0 0\nserver:/exports {escaped} {kind} rw 0 0\n")
+    monkeypatch.setattr(filesystems, "MOUNT_TABLE", table)
+    return share
+
+
+def _journal_mode(path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return db.execute("pragma journal_mode").fetchone()[0]
+
+
+@pytest.mark.parametrize("kind", ["nfs4", "cifs"])
+def test_a_journal_on_a_network_share_keeps_a_rollback_journal(tmp_path, monkeypatch, kind):
+    """A Job's journals sit on a shared claim (Azure Files): SQLite's write-ahead log needs
+    memory shared through the file system, which a network share does not give."""
+    share = _mounted(tmp_path, monkeypatch, kind)
+    Journal(share / "j.sqlite", "http://127.0.0.1:1", Shard(0, 2)).close()
+    Journal(tmp_path / "local.sqlite", "http://127.0.0.1:1", Shard(0, 2)).close()
+    assert _journal_mode(share / "j.sqlite") == "delete"
+    assert _journal_mode(tmp_path / "local.sqlite") == "wal"
+
+
+def test_a_journal_on_blobfuse_is_refused_with_a_message(run_cli, stack, tmp_path, monkeypatch):
+    share = _mounted(tmp_path, monkeypatch, "fuse.blobfuse2")
+    archive(tmp_path / "archive", studies=1)
+    code, _, err = upload(run_cli, stack, "http://127.0.0.1:1", tmp_path / "archive", "--journal",
+                          str(share / "j.sqlite"))
+    assert code == EXIT_BAD_INPUT and "blobfuse" in err and "Traceback" not in err
+    assert not (share / "j.sqlite").exists()
+
+
 def test_status_refuses_journals_of_different_cuts(run_cli, tmp_path):
     for name, shard in (("a", Shard(0, 2)), ("b", Shard(0, 3))):
         Journal(tmp_path / f"{name}.sqlite", "http://127.0.0.1:1", shard).close()

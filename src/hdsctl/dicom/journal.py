@@ -77,6 +77,20 @@ def _upgrade(db: sqlite3.Connection) -> None:
         db.execute("alter table files add column study_uid text")
 
 
+def _journal_mode(path: Path) -> str:
+    """SQLite's write-ahead log on a local disk; its rollback journal on a network share (an
+    Azure Files claim of a Job), where the log's shared memory does not work; refused where
+    nothing would hold a lock or keep a write."""
+    from hdsctl import filesystems
+
+    kind = filesystems.file_system_of(path)
+    if kind in filesystems.NO_LOCKS:
+        raise JournalRefused(f"{path} is on Blob storage mounted by blobfuse ({kind}), which holds no locks "
+                             "and writes a file to storage only when it is closed: keep the journal on a disk "
+                             "or a file share (Azure Files)")
+    return "delete" if kind in filesystems.NETWORK else "wal"
+
+
 def _exclusive(path: Path):
     """A lock held while this journal is open: a second worker given the same journal (the same
     shard twice, say) is refused instead of sending the same files at the same time."""
@@ -89,7 +103,7 @@ def _exclusive(path: Path):
         raise JournalRefused(f"cannot open the journal {path}: {err.strerror or err}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except (BlockingIOError, PermissionError):  # an SMB share answers a held lock with EACCES
         handle.close()
         raise JournalRefused(f"{path} is in use by another upload (another worker with the same shard?): "
                              "wait for it, or give this one another --journal") from None
@@ -148,10 +162,11 @@ def _sharded(db: sqlite3.Connection) -> bool:
 class Journal:
     def __init__(self, path: Path, service_url: str, shard=None):
         self.path = path
+        mode = _journal_mode(path)
         self._lock = _exclusive(path)
 
         def readable(db: sqlite3.Connection) -> None:
-            db.execute("pragma journal_mode=wal")
+            db.execute(f"pragma journal_mode={mode}")
             _upgrade(db)
             _entries(db)  # every column this hdsctl reads is there
 

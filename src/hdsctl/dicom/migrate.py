@@ -131,7 +131,10 @@ def _job(migration: Migration, labels: dict) -> dict:
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": migration.name, "labels": labels},
             "spec": {"completionMode": "Indexed", "completions": migration.shards,
                      "parallelism": min(migration.parallelism, migration.shards),
-                     "backoffLimitPerIndex": migration.retries_per_shard, "template": pod}}
+                     "backoffLimitPerIndex": migration.retries_per_shard,
+                     # A shard's next pod starts once the failed one has ended, not while it
+                     # still terminates: one writer per journal, also on shares where locks are local.
+                     "podReplacementPolicy": "Failed", "template": pod}}
 
 
 def render(documents: list[dict]) -> str:
