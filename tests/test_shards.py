@@ -155,6 +155,25 @@ def test_a_journal_on_blobfuse_is_refused_with_a_message(run_cli, stack, tmp_pat
     assert not (share / "j.sqlite").exists()
 
 
+def test_a_shard_whose_run_stopped_early_is_unfinished_until_run_again(run_cli, stack, shared_dicom, tmp_path):
+    archive(tmp_path / "archive", studies=4)
+    journal = tmp_path / "shard-0-of-1.sqlite"
+    shared_dicom.knobs.fail_dependency_next = 1  # a 424: the run stops, the rest is not sent
+    code, report, _ = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/1",
+                             "--journal", str(journal), "--concurrency", "1", "--batch-mb", "0.01")
+    assert code == EXIT_FAILED and report["stopped"] and report["counts"]["pending"] > 0
+    code, out, _ = run_cli("dicom", "upload", "--status", str(journal), "--json")
+    merged = json.loads(out)
+    assert code == EXIT_FAILED and "not sent" in merged["unfinished"][0]["why"]
+    code, out, _ = run_cli("dicom", "upload", "--status", str(journal))
+    assert "Unfinished" in out and "NOT OK" in out
+    code, _, err = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/1",
+                          "--journal", str(journal))
+    assert code == EXIT_OK, err
+    code, out, _ = run_cli("dicom", "upload", "--status", str(journal), "--json")
+    assert code == EXIT_OK and json.loads(out)["unfinished"] == []
+
+
 def test_status_refuses_journals_of_different_cuts(run_cli, tmp_path):
     for name, shard in (("a", Shard(0, 2)), ("b", Shard(0, 3))):
         Journal(tmp_path / f"{name}.sqlite", "http://127.0.0.1:1", shard).close()
@@ -209,6 +228,12 @@ def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_on
     assert killed, "the first worker ended before it could be killed"
     mine = sum(len(s.instances) for s in studies if shard_of(s.study_uid, 2) == 0)
     assert journaled(0) < mine  # it was cut short
+    cut_short = subprocess.run([sys.executable, "-m", "hdsctl.cli", "dicom", "upload", "--status",
+                                str(tmp_path / "shard0.sqlite"), str(tmp_path / "shard1.sqlite"), "--json"],
+                               capture_output=True, text=True)
+    merged = json.loads(cut_short.stdout)  # all it recorded is stored, but not all of its files are recorded
+    assert cut_short.returncode == EXIT_FAILED and not merged["ok"] and not merged["failures"]
+    assert [u["journal"] for u in merged["unfinished"]] == [str(tmp_path / "shard0.sqlite")]
     again = worker(0)
     assert again.wait(120) == 0, again.stderr.read()[-2000:]
     with DicomClient(shared_dicom.url) as client:

@@ -38,6 +38,9 @@ create table if not exists last_run (
 );
 -- With --shard I/N: the one shard this journal records (a journal never changes shard).
 create table if not exists shard (shard_index integer not null, shard_count integer not null);
+-- How the last run ended: files it did not reach are in no row above, so a run killed or
+-- stopped early leaves its journal unfinished for --status (ended empty, or files not sent).
+create table if not exists run_state (started real not null, ended real, not_sent integer, stopped text);
 """
 
 
@@ -205,6 +208,14 @@ class Journal:
         self._write(("delete from last_run", [()]),
                     ("insert into last_run values (?, ?, ?, ?, ?, ?)",
                      [(run.stack, run.service_option, run.url_option, run.stack_digest, run.service, run.url)]))
+
+    def run_started(self) -> None:
+        self._write(("delete from run_state", [()]),
+                    ("insert into run_state (started) values (?)", [(time.time(),)]))
+
+    def run_ended(self, not_sent: int, stopped: str | None) -> None:
+        self._write(("update run_state set ended = ?, not_sent = ?, stopped = ?",
+                     [(time.time(), not_sent, stopped)]))
 
     def entries(self) -> dict[str, Entry]:
         return _entries(self._db)

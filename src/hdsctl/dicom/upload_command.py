@@ -88,6 +88,7 @@ def run_upload(args) -> int:
     from hdsctl.dicom.journal import Journal, RunRecord
     from hdsctl.dicom.progress import UploadProgress
     from hdsctl.dicom.upload import Options
+    from hdsctl.dicom.upload_report import PENDING
     from hdsctl.environment.load import load_environment, stack_file_path
 
     env = load_environment(stack_file_path(args.stack, args.stacks_dir))
@@ -107,7 +108,11 @@ def run_upload(args) -> int:
     try:
         upload = _uploader(args, env, service, budget, target, journal, options, progress)
         sources = [parse_root(p, env.spec.trusted_hosts, budget) if is_url(p) else Path(p) for p in args.paths]
+        if not args.dry_run:
+            journal.run_started()
         report = upload.run(sources, url)
+        if not args.dry_run:
+            journal.run_ended(report.count(PENDING), report.stopped)
         report.copied_is_done = args.no_wait
         if wanted is not None and not args.dry_run:
             journal.remember_run(RunRecord(wanted.stack, wanted.service_option, wanted.url_option,

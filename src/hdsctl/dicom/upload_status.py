@@ -25,6 +25,7 @@ class MergedStatus:
     failures: list[dict] = field(default_factory=list)
     waiting: list[dict] = field(default_factory=list)  # copied into the Data Lake, not yet indexed
     gone: list[dict] = field(default_factory=list)  # never stored, no longer in the source
+    unfinished: list[dict] = field(default_factory=list)  # journals whose last run did not reach its end
     shard_count: int | None = None
     shards: dict[int, str] = field(default_factory=dict)  # shard index → its journal
     confirmed: bool = False  # the waiting files were looked up on the service (confirm_waiting)
@@ -37,19 +38,23 @@ class MergedStatus:
 
     @property
     def ok(self) -> bool:
-        return not (self.failures or self.waiting or self.missing_shards)
+        return not (self.failures or self.waiting or self.missing_shards or self.unfinished)
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "journals": self.journals, "services": sorted(self.services),
                 "shardCount": self.shard_count, "missingShards": self.missing_shards,
-                "counts": self.counts, "failures": self.failures, "waiting": self.waiting, "gone": self.gone}
+                "unfinished": self.unfinished, "counts": self.counts, "failures": self.failures,
+                "waiting": self.waiting, "gone": self.gone}
 
 
 def merge(paths: list[Path]) -> MergedStatus:
     status = MergedStatus()
     for path in paths:
-        service, shard, rows = _read(path)
+        service, shard, rows, run = _read(path)
         status.journals.append(str(path))
+        why = _unfinished(run)
+        if why:
+            status.unfinished.append({"journal": str(path), "why": why})
         status.services.add(service)
         if shard is not None:
             index, count = shard
@@ -111,13 +116,27 @@ def _read(path: Path):
                      if _has(db, "shard") else None)
             rows = db.execute("select key, sop_uid, status, reason, detail, study_uid from files "
                               "where status != ?", (NOT_DICOM,)).fetchall()
+            run = (db.execute("select ended, not_sent, stopped from run_state").fetchone()
+                   if _has(db, "run_state") else None)
         finally:
             db.close()
     except sqlite3.Error as err:
         raise JournalRefused(f"{path} is not an upload journal this hdsctl reads ({err})") from None
     if service is None:
         raise JournalRefused(f"{path} records no upload yet")
-    return service[0], shard, rows
+    return service[0], shard, rows, run
+
+
+def _unfinished(run: tuple | None) -> str | None:
+    """Why the journal's files may not be all of its files: its last run did not reach the end."""
+    if run is None:
+        return "no run of it is recorded as ended: run its upload again (nothing stored is sent again)"
+    ended, not_sent, stopped = run
+    if ended is None:
+        return "its last run has not ended: still running, or killed (run it again: it resumes)"
+    if not_sent or stopped:
+        return f"its last run stopped ({stopped or 'early'}), {not_sent or 0} file(s) not sent: run it again"
+    return None
 
 
 def _has(db, table: str) -> bool:
@@ -139,6 +158,9 @@ def render(status: MergedStatus, shown: int = 20) -> str:
                      "source; --json lists them)")
     waiting_title = ("Copied, not indexed yet (looked up on the service now):" if status.confirmed
                      else "Copied, not yet indexed (--stack looks them up on the service):")
+    if status.unfinished:
+        lines.append("Unfinished (files its run did not reach are in no journal):")
+        lines += [f"  {u['journal']}: {u['why']}" for u in status.unfinished]
     for title, entries in (("Not stored:", status.failures), (waiting_title, status.waiting)):
         if entries:
             lines.append(title)
