@@ -174,6 +174,28 @@ def test_a_shard_whose_run_stopped_early_is_unfinished_until_run_again(run_cli, 
     assert code == EXIT_OK and json.loads(out)["unfinished"] == []
 
 
+def test_a_source_without_dicom_files_is_not_a_finished_shard(run_cli, stack, shared_dicom, tmp_path):
+    """An archive volume that is not mounted looks like an empty folder: no pod may call that done."""
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "README.txt").write_text("not an image")
+    journal = tmp_path / "shard-0-of-2.sqlite"
+    code, out, _ = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", "0/2",
+                          "--journal", str(journal))
+    assert code == EXIT_FAILED and out["foundNoDicom"] and not out["ok"]
+    code, out, _ = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--dry-run")
+    assert code == EXIT_FAILED
+    code, out, _ = run_cli("--stacks-dir", str(stack.parent), "dicom", "upload", str(tmp_path / "archive"),
+                           "--stack", "local", "--url", shared_dicom.url)
+    assert code == EXIT_FAILED and "no DICOM file under the paths given (1 other file(s) looked at)" in out
+    code, out, _ = run_cli("dicom", "upload", "--status", str(journal), "--json")
+    assert code == EXIT_FAILED and "no DICOM file" in json.loads(out)["unfinished"][0]["why"]
+    made = archive(tmp_path / "archive", studies=1)  # one study: shard 0 or shard 1 holds it
+    other = 1 - shard_of(made[0].study_uid, 2)
+    code, out, _ = upload(run_cli, stack, shared_dicom.url, tmp_path / "archive", "--shard", f"{other}/2",
+                          "--journal", str(tmp_path / f"shard-{other}-of-2.sqlite"))
+    assert code == EXIT_OK and out["counts"]["otherShards"] > 0  # nothing of its own, but the archive is there
+
+
 def test_status_refuses_journals_of_different_cuts(run_cli, tmp_path):
     for name, shard in (("a", Shard(0, 2)), ("b", Shard(0, 3))):
         Journal(tmp_path / f"{name}.sqlite", "http://127.0.0.1:1", shard).close()

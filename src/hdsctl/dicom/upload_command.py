@@ -112,7 +112,9 @@ def run_upload(args) -> int:
             journal.run_started()
         report = upload.run(sources, url)
         if not args.dry_run:
-            journal.run_ended(report.count(PENDING), report.stopped)
+            journal.run_ended(report.count(PENDING),
+                              report.stopped or ("no DICOM file under the paths given" if report.found_nothing
+                                                 else None))
         report.copied_is_done = args.no_wait
         if wanted is not None and not args.dry_run:
             journal.remember_run(RunRecord(wanted.stack, wanted.service_option, wanted.url_option,
@@ -298,4 +300,5 @@ def _print_upload(args, stack: str, service: str, report) -> int:
         print(json.dumps({"stack": stack, "service": service, **report.to_json()}, indent=2))
     else:
         print(render(report))
-    return EXIT_OK if report.ok or (args.dry_run and not report.count("failed")) else EXIT_FAILED
+    planned = args.dry_run and not report.count("failed") and not report.found_nothing
+    return EXIT_OK if report.ok or planned else EXIT_FAILED

@@ -49,14 +49,22 @@ class UploadReport:
         return sum(1 for o in self.outcomes if o.status == status)
 
     @property
+    def found_nothing(self) -> bool:
+        """No DICOM file at all under the paths (none of any shard, none recorded before): an
+        archive not where it was said to be, or a volume not mounted, rather than a finished job."""
+        return not (self.outcomes or self.done_before or self.other_shards or self.gone)
+
+    @property
     def ok(self) -> bool:
         """Every DICOM file is stored or was already there, and the run was not cut short."""
         done = (STORED, ALREADY, COPIED) if self.copied_is_done else (STORED, ALREADY)
-        return self.stopped is None and all(o.status in done for o in self.outcomes)
+        return (self.stopped is None and not self.found_nothing
+                and all(o.status in done for o in self.outcomes))
 
     def to_json(self) -> dict:
         return {
             "url": self.url, "journal": self.journal, "ok": self.ok, "stopped": self.stopped,
+            "foundNoDicom": self.found_nothing,
             "counts": {"stored": self.count(STORED), "alreadyStored": self.count(ALREADY) + self.done_before,
                        "failed": self.count(FAILED), "pending": self.count(PENDING),
                        "copiedNotYetIndexed": self.count(COPIED),
@@ -126,6 +134,10 @@ def render(report: UploadReport, shown: int = 20) -> str:
         lines.append(f"STOPPED: {report.stopped}")
         lines.append("  run the same command again: it sends only what is not stored yet")
     done = "stored, or copied for the service to index" if report.copied_is_done else "stored"
-    lines.append(f"OK: every DICOM file is {done}" if report.ok else "NOT OK: see above")
+    if report.found_nothing:
+        lines.append(f"NOT OK: no DICOM file under the paths given ({report.not_dicom} other file(s) looked "
+                     "at): is the archive there (a volume mounted)?")
+    else:
+        lines.append(f"OK: every DICOM file is {done}" if report.ok else "NOT OK: see above")
     return "\n".join(lines)
 
