@@ -95,3 +95,46 @@ def test_a_source_in_blob_storage_is_read_by_every_pod_without_a_volume(run_cli)
                            "--source", f"{source}?sig=secret", "--shards", "4", "--image", "i:1",
                            "--journal-claim", "j", "--client-id", CLIENT_ID)
     assert code == EXIT_BAD_INPUT and "without a SAS" in err and "secret" not in err
+
+
+def test_the_report_job_gives_one_verdict_over_every_shards_journal(run_cli, shared_dicom, tmp_path):
+    import json
+
+    from test_shards import archive
+
+    code, out, err = plan(run_cli, "--report")
+    assert code == EXIT_OK, err
+    job, = yaml.safe_load_all(out)
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+    assert job["metadata"]["name"] == "dicom-migration-report" and job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "dicom-migration"
+    assert {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["volumes"]} == {
+        "journals": "migration-journals", "stack": None}  # no archive: the report reads journals only
+
+    # The pod's own command, run here over two shards' journals (the claim is a folder).
+    code, out, err = run_cli("--stacks-dir", str(STACKS), "dicom", "migrate", "plan", "--stack", "local",
+                             "--source", "pvc://archive/x", "--shards", "2", "--image", "hdsctl:1",
+                             "--journal-claim", "journals", "--client-id", CLIENT_ID, "--report")
+    assert code == EXIT_OK, err
+    job, = yaml.safe_load_all(out)
+    container, = job["spec"]["template"]["spec"]["containers"]
+    journals = tmp_path / "journals"
+    journals.mkdir()
+    args = [a.replace("/journals", str(journals)).replace("/stacks", str(STACKS)) for a in container["args"]]
+    made = archive(tmp_path / "archive", studies=4)
+
+    def shard(index: int):
+        code, _, err = run_cli("--stacks-dir", str(STACKS), "dicom", "upload", str(tmp_path / "archive"),
+                               "--stack", "local", "--url", shared_dicom.url, "--shard", f"{index}/2",
+                               "--journal", str(journals / f"shard-{index}-of-2.sqlite"))
+        assert code == EXIT_OK, err
+
+    shard(0)
+    code, out, _ = run_cli(*args)
+    assert code != EXIT_OK and json.loads(out)["missingShards"] == [1]
+    shard(1)
+    code, out, _ = run_cli(*args)
+    report = json.loads(out)
+    assert code == EXIT_OK and report["ok"]
+    assert report["counts"] == {"stored": sum(len(study.instances) for study in made)}

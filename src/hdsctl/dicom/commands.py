@@ -53,6 +53,10 @@ def _add_migrate_arguments(sub) -> None:
                       help="the archive was cut into M shards before (journals on the same claim): each pod "
                            "takes over what they recorded of its studies (--reshard)")
     plan.add_argument("--name", default="dicom-migration", help="the Job's name (default dicom-migration)")
+    plan.add_argument("--report", action="store_true",
+                      help="render instead the Job that merges the shards' journals into one report (apply "
+                           "it once the migration's Job is complete: its log is the report, its success the "
+                           "verdict)")
     plan.add_argument("--output", type=Path, help="write the manifests here instead of stdout")
     plan.set_defaults(handler=run_migrate_plan)
 
@@ -86,7 +90,7 @@ def run_migrate_plan(args) -> int:
     migration = Migration(env.name, path, service.name, args.shards, args.parallelism or args.shards,
                           args.image, claim, folder, args.journal_claim, args.client_id, args.via, args.name,
                           reshard_from=args.reshard_from)
-    text = render(manifests(migration))
+    text = render(manifests(migration, report=args.report))
     if args.output:
         from hdsctl.files import write_atomic
 

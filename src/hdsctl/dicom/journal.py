@@ -116,6 +116,20 @@ def _exclusive(path: Path):
     return handle
 
 
+def expand(patterns: list[str], option: str) -> list[Path]:
+    """Journals given to `option`: paths, or patterns such as /journals/shard-*-of-4.sqlite
+    (expanded here, as a pod's command has no shell)."""
+    import glob
+
+    paths: list[Path] = []
+    for pattern in map(str, patterns):
+        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not found:
+            raise JournalRefused(f"{option} {pattern}: no journal matches")
+        paths += [Path(path) for path in found]
+    return paths
+
+
 def default_path(paths: list[Path]) -> Path:
     """Next to the data: in the first folder given, or beside the first file."""
     first = paths[0]

@@ -6,7 +6,8 @@ a ConfigMap with the stack file, and a batch/v1 Job with `completionMode: Indexe
 completion per shard, `backoffLimitPerIndex` so a failing shard is retried alone, each pod
 running `hdsctl dicom upload --shard <its index>/N` over the archive on a mounted volume, with
 its journal on a volume that outlives the pods (a restarted pod resumes its shard).
-`hdsctl dicom upload --status` over the journals folder gives the one answer at the end.
+`--report` renders a Job running `hdsctl dicom upload --status` over those journals: the one
+answer at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 # Measured: the upload's peak RSS is 66-83 MB for 2 GB (benchmarks/README.md); one core each.
 RESOURCES = {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+REPORT_RESOURCES = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -71,7 +73,9 @@ def journal_path(index: str, shards: int) -> str:
     return f"/journals/shard-{index}-of-{shards}.sqlite"
 
 
-def manifests(migration: Migration) -> list[dict]:
+def manifests(migration: Migration, *, report: bool = False) -> list[dict]:
+    """The workers' ServiceAccount, ConfigMap and Job; with `report`, the Job that merges their
+    journals into one report instead (applied once the workers' Job is complete)."""
     if migration.reshard_from == migration.shards:
         raise MigrationPlanError(f"--reshard-from {migration.reshard_from}: the archive is cut into "
                                  f"{migration.shards} already; give the earlier cut's count")
@@ -80,6 +84,8 @@ def manifests(migration: Migration) -> list[dict]:
             raise MigrationPlanError(f"{what} {value!r} is not a Kubernetes name (lowercase letters, digits "
                                      "and -)")
     labels = {"app.kubernetes.io/name": migration.name, "app.kubernetes.io/part-of": "hdsctl"}
+    if report:
+        return [_report_job(migration, labels)]
     return [_service_account(migration, labels), _stack_config(migration, labels), _job(migration, labels)]
 
 
@@ -121,13 +127,7 @@ def _job(migration: Migration, labels: dict) -> dict:
     }
     archive = [] if in_blob else [{"name": "archive", "persistentVolumeClaim": {
         "claimName": migration.source_claim, "readOnly": True}}]
-    pod = {"metadata": {"labels": {**labels, WORKLOAD_IDENTITY_LABEL: "true"}},
-           "spec": {"serviceAccountName": migration.name, "restartPolicy": "Never",
-                    "containers": [container],
-                    "volumes": [
-                        *archive,
-                        {"name": "journals", "persistentVolumeClaim": {"claimName": migration.journal_claim}},
-                        {"name": "stack", "configMap": {"name": f"{migration.name}-stack"}}]}}
+    pod = _pod(migration, labels, container, archive)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": migration.name, "labels": labels},
             "spec": {"completionMode": "Indexed", "completions": migration.shards,
                      "parallelism": min(migration.parallelism, migration.shards),
@@ -135,6 +135,32 @@ def _job(migration: Migration, labels: dict) -> dict:
                      # A shard's next pod starts once the failed one has ended, not while it
                      # still terminates: one writer per journal, also on shares where locks are local.
                      "podReplacementPolicy": "Failed", "template": pod}}
+
+
+def _report_job(migration: Migration, labels: dict) -> dict:
+    """One pod running `--status` over every shard's journal: its log is the merged report, and
+    the Job succeeds only when every file of every shard is stored. With --stack, files copied
+    into the Data Lake and not yet indexed are looked up on the service."""
+    args = ["--stacks-dir", "/stacks", "dicom", "upload", "--status", journal_path("*", migration.shards),
+            "--stack", migration.stack, "--service", migration.service, "--json"]
+    container = {"name": "report", "image": migration.image, "command": ["hdsctl"], "args": args,
+                 "resources": REPORT_RESOURCES,
+                 "volumeMounts": [{"name": "journals", "mountPath": "/journals"},
+                                  {"name": "stack", "mountPath": "/stacks", "readOnly": True}]}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": f"{migration.name}-report", "labels": labels},
+            "spec": {"backoffLimit": 0, "template": _pod(migration, labels, container, [])}}
+
+
+def _pod(migration: Migration, labels: dict, container: dict, volumes: list[dict]) -> dict:
+    """A pod with the workers' identity, the journals' claim and the stack's settings."""
+    return {"metadata": {"labels": {**labels, WORKLOAD_IDENTITY_LABEL: "true"}},
+            "spec": {"serviceAccountName": migration.name, "restartPolicy": "Never",
+                     "containers": [container],
+                     "volumes": [
+                         *volumes,
+                         {"name": "journals", "persistentVolumeClaim": {"claimName": migration.journal_claim}},
+                         {"name": "stack", "configMap": {"name": f"{migration.name}-stack"}}]}}
 
 
 def render(documents: list[dict]) -> str:

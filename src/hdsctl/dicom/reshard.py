@@ -10,7 +10,6 @@ old journals are only read, and refused while a worker of the old cut still hold
 from __future__ import annotations
 
 import fcntl
-import glob
 import sqlite3
 from pathlib import Path
 
@@ -20,16 +19,6 @@ from hdsctl.dicom.shards import Shard, shard_of
 COLUMNS = "key, size, modified, sop_uid, status, reason, detail, study_uid"
 
 
-def expand(patterns: list[str]) -> list[Path]:
-    """The old journals: paths, or patterns such as /journals/shard-*-of-4.sqlite (expanded here,
-    as a pod's command has no shell)."""
-    paths: list[Path] = []
-    for pattern in patterns:
-        found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not found:
-            raise JournalRefused(f"--reshard {pattern}: no journal matches")
-        paths += [Path(path) for path in found]
-    return paths
 
 
 def carry_over(journal: Journal, shard: Shard, old: list[Path], service_url: str) -> tuple[int, list[str]]:

@@ -18,10 +18,11 @@ def add_upload_arguments(sub) -> None:
                         help="files, folders and .zip archives, or a Blob container (https://<account>.blob."
                              "core.windows.net/<container>[/<folder>], with --journal)")
     upload.add_argument("--stack", help="environment, e.g. dev (required to upload)")
-    upload.add_argument("--status", nargs="+", type=Path, metavar="JOURNAL",
-                        help="report instead of uploading: merge these journals (the shards of one "
-                             "migration) into one answer; exit 0 only when every file is stored. With "
-                             "--stack, files copied but not yet indexed (--via datalake) are looked up")
+    upload.add_argument("--status", nargs="+", metavar="JOURNAL",
+                        help="report instead of uploading: merge these journals (paths or patterns; the "
+                             "shards of one migration) into one answer; exit 0 only when every file is "
+                             "stored. With --stack, files copied but not yet indexed (--via datalake) are "
+                             "looked up")
     upload.add_argument("--service", help="the DICOM service (needed when the stack has several)")
     upload.add_argument("--url", help="data-plane base URL, overriding the one the spec gives")
     upload.add_argument("--concurrency", type=bounded_count(1, 64, "requests in flight"), default=4,
@@ -156,10 +157,11 @@ def _uploader(args, env, service, budget, target, journal, options, progress):
 def _carry_over(args, journal, bound: str) -> None:
     import sys
 
-    from hdsctl.dicom.reshard import carry_over, expand
+    from hdsctl.dicom.journal import expand
+    from hdsctl.dicom.reshard import carry_over
 
     try:
-        taken, notes = carry_over(journal, args.shard, expand(args.reshard), bound)
+        taken, notes = carry_over(journal, args.shard, expand(args.reshard, "--reshard"), bound)
     except BaseException:
         journal.close()
         raise
@@ -170,11 +172,12 @@ def _carry_over(args, journal, bound: str) -> None:
 
 
 def _status(args) -> int:
+    from hdsctl.dicom.journal import expand
     from hdsctl.dicom.upload_status import merge, render
 
     if args.paths:
         raise DicomUsageError("--status reports on journals: give them after --status, and no PATH")
-    status = merge(args.status)
+    status = merge(expand(args.status, "--status"))
     if status.waiting and args.stack:
         _confirm_waiting(args, status)
     print(json.dumps(status.to_json(), indent=2) if args.json else render(status))
