@@ -33,6 +33,9 @@ def test_the_job_is_valid_kubernetes_and_runs_one_shard_per_index(run_cli):
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 8, 4)
     assert spec["backoffLimitPerIndex"] >= 1  # a failing shard is retried alone
     assert spec["podReplacementPolicy"] == "Failed"  # never two pods of one shard at once
+    ignored, failing = spec["podFailurePolicy"]["rules"]  # a drain is no try; bad input is not retried
+    assert ignored == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    assert failing["action"] == "FailIndex" and failing["onExitCodes"]["values"] == [EXIT_BAD_INPUT]
     pod = spec["template"]
     assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     assert pod["spec"]["serviceAccountName"] == account["metadata"]["name"]

@@ -108,8 +108,9 @@ def test_two_workers_on_one_journal_at_once_are_refused(tmp_path):
     path = tmp_path / "j.sqlite"
     first = Journal(path, "http://127.0.0.1:1", Shard(1, 4))
     try:
-        with pytest.raises(JournalRefused, match="in use by another upload"):
+        with pytest.raises(JournalRefused, match="in use by another upload") as refused:
             Journal(path, "http://127.0.0.1:1", Shard(1, 4))
+        assert refused.value.exit_code == EXIT_FAILED  # busy now, not bad input: a Job tries it again
     finally:
         first.close()
     Journal(path, "http://127.0.0.1:1", Shard(1, 4)).close()  # free again once the first is done
@@ -267,6 +268,51 @@ def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_on
     merged = json.loads(code.stdout)
     assert code.returncode == 0 and merged["ok"]
     assert merged["counts"].get("stored", 0) + merged["counts"].get("already", 0) == total
+
+
+def test_a_worker_ended_by_sigterm_reports_what_it_did_and_its_shard_stays_unfinished(stack, shared_dicom,
+                                                                                        tmp_path):
+    """Kubernetes ends a pod with SIGTERM (a drain, a preemption): the run stops as on Ctrl-C,
+    with what was answered journaled and a report, instead of vanishing unreported."""
+    import signal
+    import sqlite3
+    import time
+
+    archive(tmp_path / "archive", studies=10)
+    journal = tmp_path / "shard-0-of-1.sqlite"
+
+    def journaled() -> int:
+        try:
+            db = sqlite3.connect(journal)
+            try:
+                return db.execute("select count(*) from files where status = 'stored'").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    shared_dicom.knobs.latency_ms = 150
+    try:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "hdsctl.cli", "--stacks-dir", str(stack.parent), "dicom", "upload",
+             str(tmp_path / "archive"), "--stack", "local", "--url", shared_dicom.url, "--shard", "0/1",
+             "--journal", str(journal), "--batch-mb", "0.01", "--concurrency", "1", "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while journaled() == 0 and worker.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.poll() is None, "the worker ended before it could be stopped"
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        shared_dicom.knobs.latency_ms = 0
+    report = json.loads(out)
+    assert worker.returncode == EXIT_FAILED and "Traceback" not in err
+    assert report["stopped"].startswith("terminated (SIGTERM)") and report["counts"]["pending"] > 0
+    assert report["counts"]["stored"] == journaled() > 0
+    status = subprocess.run([sys.executable, "-m", "hdsctl.cli", "dicom", "upload", "--status", str(journal),
+                             "--json"], capture_output=True, text=True)
+    assert status.returncode == EXIT_FAILED and "SIGTERM" in json.loads(status.stdout)["unfinished"][0]["why"]
 
 
 def test_a_new_cut_takes_what_the_old_cut_recorded_and_sends_nothing_twice(run_cli, stack, shared_dicom,

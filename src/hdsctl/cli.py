@@ -13,7 +13,7 @@ from hdsctl.audit import commands as audit_commands
 from hdsctl.capacity import commands as capacity_commands
 from hdsctl.dicom import commands as dicom_commands
 from hdsctl.emulator import commands as emulator_commands
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError, Terminated
 from hdsctl.events import commands as events_commands
 from hdsctl.fhir import commands as fhir_commands
 from hdsctl.promotion import commands as promotion_commands
@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {err.filename}" if err.filename else ""
         print(f"error: {err.strerror or err}{where}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print("terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted", file=sys.stderr)
         return EXIT_FAILED
 
 

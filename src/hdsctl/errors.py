@@ -17,6 +17,11 @@ class HdsctlError(Exception):
     exit_code = EXIT_FAILED
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a pod or machine going away), stopping a long run the way Ctrl-C does: what was
+    answered is kept, the rest reported not sent."""
+
+
 class BadInput(HdsctlError):
     """Bad input: a flag, a file, a URL, a credential. The message says what and where."""
 

@@ -48,6 +48,13 @@ class JournalRefused(BadInput):
     """A journal that is not this upload's."""
 
 
+class JournalBusy(JournalRefused):
+    """A journal another worker holds now: worth trying again later (exit 1, which a Job
+    retries), unlike a journal that can never be this upload's (exit 3)."""
+
+    exit_code = EXIT_FAILED
+
+
 class JournalWriteFailed(HdsctlError):
     exit_code = EXIT_FAILED
 
@@ -108,7 +115,7 @@ def _exclusive(path: Path):
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (BlockingIOError, PermissionError):  # an SMB share answers a held lock with EACCES
         handle.close()
-        raise JournalRefused(f"{path} is in use by another upload (another worker with the same shard?): "
+        raise JournalBusy(f"{path} is in use by another upload (another worker with the same shard?): "
                              "wait for it, or give this one another --journal") from None
     except OSError as err:
         handle.close()

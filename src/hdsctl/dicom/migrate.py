@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hdsctl.errors import BadInput
+from hdsctl.errors import EXIT_BAD_INPUT, BadInput
 
 INDEX = "JOB_COMPLETION_INDEX"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -134,7 +134,17 @@ def _job(migration: Migration, labels: dict) -> dict:
                      "backoffLimitPerIndex": migration.retries_per_shard,
                      # A shard's next pod starts once the failed one has ended, not while it
                      # still terminates: one writer per journal, also on shares where locks are local.
-                     "podReplacementPolicy": "Failed", "template": pod}}
+                     "podReplacementPolicy": "Failed", "podFailurePolicy": _failure_policy(), "template": pod}}
+
+
+def _failure_policy() -> dict:
+    """A pod ended by a disruption (drain, preemption) is not a try of its shard; a shard whose
+    input is refused (exit 3: a journal of another shard, a bad option) fails at once, since
+    trying again cannot help."""
+    return {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailIndex", "onExitCodes": {"containerName": "upload", "operator": "In",
+                                                "values": [EXIT_BAD_INPUT]}}]}
 
 
 def _report_job(migration: Migration, labels: dict) -> dict:
