@@ -28,9 +28,15 @@ from figures import figure
 
 
 def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, int]:
+    """Seconds and exit code; a failing command's last output is shown, so a failure says why."""
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started, result.returncode
+    result = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        tail = result.stdout.decode(errors="replace").splitlines()[-25:]
+        print(f"{' '.join(command)} exited {result.returncode}; its last lines:", *tail, sep="\n  ",
+              file=sys.stderr)
+    return seconds, result.returncode
 
 
 def _path_without_node(work: Path, path: str) -> str:
