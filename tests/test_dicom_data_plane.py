@@ -154,6 +154,19 @@ def test_search_on_an_attribute_that_is_not_searchable_is_400_naming_it(client):
         client.search("studies", {"OperatorsName": "x"})
 
 
+def test_an_attribute_given_twice_or_named_by_the_path_is_400_as_on_azure(client):
+    study = synthetic_study(instances_per_series=1)
+    assert client.store([i.data for i in study.instances]).status == 200
+    try:
+        with pytest.raises(BadRequest, match="specified more than once"):
+            client.search("studies", {"StudyInstanceUID": study.study_uid, "0020000D": study.study_uid})
+        with pytest.raises(BadRequest, match="the request path names it"):
+            client.search("series", {"StudyInstanceUID": study.study_uid}, study=study.study_uid)
+        assert len(client.search("series", {"Modality": "CT"}, study=study.study_uid)) == 1
+    finally:
+        client.delete(study.study_uid)
+
+
 def test_retrieval_returns_what_was_stored(client):
     tag = check_tag("SliceThickness", "Instance")
     study = synthetic_study([tag])

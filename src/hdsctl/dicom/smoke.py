@@ -127,7 +127,8 @@ class SmokeRun:
         wanted = wanted or self.study.study_uid
         # Narrowed by the smoke study's own UID: on a busy service today's date (or a sample
         # value) matches more than a page, and the study need not be on the first one.
-        narrowed = {**filters, key: wanted}
+        named = {keys.KEYS.get(name, name.upper()) for name in filters}  # the service refuses one given twice
+        narrowed = filters if key in named else {**filters, key: wanted}
         found = [(item.get(key) or {}).get("Value", [None])[0] for item in self.client.search(level, narrowed)]
         if wanted not in found:
             raise _Failed(f"{level} matching {filters} did not include {wanted} ({len(found)} found)")

@@ -301,7 +301,8 @@ class DicomWebFront:
 
     def qido(self, rest: list[str], pairs: list[tuple[str, str]]):
         resource = rest[-1]
-        filters, headers = qido_filters(self.store, resource, pairs)
+        named = (keys.STUDY_INSTANCE_UID, keys.SERIES_INSTANCE_UID)[:len(rest) // 2]  # studies/U[/series/U]/...
+        filters, headers = qido_filters(self.store, resource, pairs, named)
         with self.store.lock:
             extended = [(key, path, value) for key, path, value in filters if path in self.store.tags]
         limit, offset = paging({k.lower(): v for k, v in pairs})

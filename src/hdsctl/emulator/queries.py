@@ -34,11 +34,13 @@ def default_partition(rest: list[str]) -> list[str]:
     return rest[2:]
 
 
-def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
+def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]], in_path: tuple[str, ...] = ()):
     """The (key, path, value) filters of a QIDO query, checked as the service checks them: an
     attribute must be searchable by default or a ready, enabled extended query tag at a level
-    the resource covers. Keys keep their case: DICOM keywords are case-sensitive."""
-    headers, filters = {}, []
+    the resource covers, given once (by keyword or by number), and not a UID the path already
+    names (`in_path`: the study's, the series' tag). Keys keep their case: DICOM keywords are
+    case-sensitive."""
+    headers, filters, given = {}, [], set()
     with store.lock:
         for key, value in pairs:
             if key.lower() in QIDO_RESERVED:
@@ -47,6 +49,11 @@ def qido_filters(store: Store, resource: str, pairs: list[tuple[str, str]]):
                 path = f"{resolve_path(key):08X}"
             except TagRuleError:
                 path = key.upper()
+            if path in in_path:
+                raise ApiError(400, f"The attribute '{key}' is not allowed: the request path names it already.")
+            if path in given:
+                raise ApiError(400, f"The attribute '{key}' is specified more than once.")
+            given.add(path)
             tag = store.tags.get(path)
             if tag is not None:
                 if tag.status != "ready" or tag.level not in QIDO_LEVELS[resource]:
