@@ -71,6 +71,31 @@ def run_cli(capsys):
     return run
 
 
+def journaled(journal: Path, *statuses: str) -> int:
+    """Files an upload's journal records (with one of `statuses`, if given): read while the
+    upload runs; 0 before the journal exists."""
+    import sqlite3
+
+    where = f" where status in ({', '.join('?' * len(statuses))})" if statuses else ""
+    try:
+        db = sqlite3.connect(journal)
+        try:
+            return db.execute(f"select count(*) from files{where}", statuses).fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def until_journaled(journal: Path, process, *statuses: str, seconds: float = 60) -> None:
+    """Wait until the running upload `process` has journaled a file, or has ended."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while journaled(journal, *statuses) == 0 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 PROD_DATA_LAKE_LINE = "        fileSystemName: dicom\n"
 PROD_INDEXING = ("        indexing: {queue: storage-events, "
                  "deadLetter: {container: storage-event-dead-letters}}\n")

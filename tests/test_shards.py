@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import STACKS, load_yaml
+from conftest import STACKS, journaled, load_yaml, until_journaled
 
 from hdsctl.dicom.journal import Journal, JournalRefused
 from hdsctl.dicom.shards import Shard, shard_of
@@ -210,8 +210,6 @@ def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_on
     """Two worker processes at once; the first is killed mid-run (SIGKILL, as a pod is) and run
     again with the same index: every file ends stored exactly once, and --status says so."""
     import signal
-    import sqlite3
-    import time
 
     from hdsctl.dicom.client import DicomClient
 
@@ -225,23 +223,11 @@ def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_on
              "--journal", str(tmp_path / f"shard{index}.sqlite"), "--batch-mb", "0.01", "--concurrency", "1",
              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def journaled(index: int) -> int:
-        try:
-            db = sqlite3.connect(tmp_path / f"shard{index}.sqlite")
-            try:
-                query = "select count(*) from files where status in ('stored', 'already')"
-                return db.execute(query).fetchone()[0]
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return 0
-
+    first_journal = tmp_path / "shard0.sqlite"
     shared_dicom.knobs.latency_ms = 150  # each request slow enough to kill the worker between two
     try:
         first, second = worker(0), worker(1)
-        deadline = time.monotonic() + 60
-        while journaled(0) == 0 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until_journaled(first_journal, first, "stored", "already")
         killed = first.poll() is None
         first.send_signal(signal.SIGKILL)
         first.wait(30)
@@ -250,7 +236,7 @@ def test_workers_in_parallel_and_a_killed_worker_restarted_finish_the_archive_on
         shared_dicom.knobs.latency_ms = 0
     assert killed, "the first worker ended before it could be killed"
     mine = sum(len(s.instances) for s in studies if shard_of(s.study_uid, 2) == 0)
-    assert journaled(0) < mine  # it was cut short
+    assert journaled(first_journal, "stored", "already") < mine  # it was cut short
     cut_short = subprocess.run([sys.executable, "-m", "hdsctl.cli", "dicom", "upload", "--status",
                                 str(tmp_path / "shard0.sqlite"), str(tmp_path / "shard1.sqlite"), "--json"],
                                capture_output=True, text=True)
@@ -275,21 +261,9 @@ def test_a_worker_ended_by_sigterm_reports_what_it_did_and_its_shard_stays_unfin
     """Kubernetes ends a pod with SIGTERM (a drain, a preemption): the run stops as on Ctrl-C,
     with what was answered journaled and a report, instead of vanishing unreported."""
     import signal
-    import sqlite3
-    import time
 
     archive(tmp_path / "archive", studies=10)
     journal = tmp_path / "shard-0-of-1.sqlite"
-
-    def journaled() -> int:
-        try:
-            db = sqlite3.connect(journal)
-            try:
-                return db.execute("select count(*) from files where status = 'stored'").fetchone()[0]
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return 0
 
     shared_dicom.knobs.latency_ms = 150
     try:
@@ -298,9 +272,7 @@ def test_a_worker_ended_by_sigterm_reports_what_it_did_and_its_shard_stays_unfin
              str(tmp_path / "archive"), "--stack", "local", "--url", shared_dicom.url, "--shard", "0/1",
              "--journal", str(journal), "--batch-mb", "0.01", "--concurrency", "1", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while journaled() == 0 and worker.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until_journaled(journal, worker, "stored")
         assert worker.poll() is None, "the worker ended before it could be stopped"
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=30)
@@ -309,7 +281,7 @@ def test_a_worker_ended_by_sigterm_reports_what_it_did_and_its_shard_stays_unfin
     report = json.loads(out)
     assert worker.returncode == EXIT_FAILED and "Traceback" not in err
     assert report["stopped"].startswith("terminated (SIGTERM)") and report["counts"]["pending"] > 0
-    assert report["counts"]["stored"] == journaled() > 0
+    assert report["counts"]["stored"] == journaled(journal, "stored") > 0
     status = subprocess.run([sys.executable, "-m", "hdsctl.cli", "dicom", "upload", "--status", str(journal),
                              "--json"], capture_output=True, text=True)
     assert status.returncode == EXIT_FAILED and "SIGTERM" in json.loads(status.stdout)["unfinished"][0]["why"]
@@ -383,8 +355,6 @@ def test_a_source_that_changes_during_the_run_is_reported_and_settled_by_the_nex
     """While a worker runs, a file not sent yet is removed, another is written over and a new one
     appears: the run fails the first two with the reason (nothing claimed stored); the next run
     stores the changed and the new file and records the removed one as gone, and --status agrees."""
-    import sqlite3
-    import time
 
     studies = archive(tmp_path / "archive", studies=6)
     files = sorted((tmp_path / "archive").iterdir())
@@ -394,22 +364,10 @@ def test_a_source_that_changes_during_the_run_is_reported_and_settled_by_the_nex
                str(tmp_path / "archive"), "--stack", "local", "--url", shared_dicom.url, "--shard", "0/1",
                "--journal", str(journal), "--batch-mb", "0.001", "--concurrency", "1", "--json"]
 
-    def journaled() -> int:
-        try:
-            db = sqlite3.connect(journal)
-            try:
-                return db.execute("select count(*) from files").fetchone()[0]
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return 0
-
     shared_dicom.knobs.latency_ms = 150
     try:
         first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while journaled() == 0 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        until_journaled(journal, first)
         assert first.poll() is None, "the run ended before the source could change"
         removed.unlink()
         rewritten.write_bytes(synthetic_study(instances_per_series=1, size=16).instances[0].data)
