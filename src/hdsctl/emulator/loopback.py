@@ -46,21 +46,27 @@ class FhirHooks:
         self._failures += [status] * count
 
 
-class FhirHandler(BaseHTTPRequestHandler):
-    """A FHIR service's requests: `_serve(method)` answers each with `_reply`, which records the
-    status on `hooks` (a FhirHooks)."""
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no access log (tests and the CLI read what was asked from the
+    server's own records), and each answer sent at once."""
 
     protocol_version = "HTTP/1.1"
-    hooks: FhirHooks
 
     def log_message(self, *args):
-        """Quiet: tests read what was asked from `requests`."""
+        """Quiet."""
 
     def setup(self):
         super().setup()
         # Headers and body leave in two writes: without this, Nagle's algorithm and the client's
         # delayed ACK hold each answer for about 40 ms.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class FhirHandler(QuietHandler):
+    """A FHIR service's requests: `_serve(method)` answers each with `_reply`, which records the
+    status on `hooks` (a FhirHooks)."""
+
+    hooks: FhirHooks
 
     def _serve(self, method: str) -> None:
         raise NotImplementedError

@@ -11,11 +11,12 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hdsctl.emulator import control, tag_api
+from hdsctl.emulator.loopback import QuietHandler
 from hdsctl.emulator.queries import default_partition
 from hdsctl.emulator.store import ApiError, Knobs, Store
 
@@ -99,21 +100,11 @@ class Emulator:
                 if not r.path.startswith("/_emulator") and (not wanted or r.method in wanted)]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     """One request: framed and bounded, then answered by a fault, the control routes, the
     DICOMweb front or the tag API. `emulator` is set on a subclass per Emulator."""
 
-    protocol_version = "HTTP/1.1"
     emulator: Emulator
-
-    def log_message(self, *args):
-        """Quiet: tests and the CLI read what the emulator saw from `requests`."""
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle's algorithm and
-        # delayed acknowledgements add 40 ms to every answer.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self):
         self._dispatch("GET")
