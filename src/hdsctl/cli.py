@@ -13,7 +13,7 @@ from hdsctl.audit import commands as audit_commands
 from hdsctl.capacity import commands as capacity_commands
 from hdsctl.dicom import commands as dicom_commands
 from hdsctl.emulator import commands as emulator_commands
-from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError, Terminated
+from hdsctl.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, HdsctlError, stopped_by
 from hdsctl.events import commands as events_commands
 from hdsctl.fhir import commands as fhir_commands
 from hdsctl.promotion import commands as promotion_commands
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err.strerror or err}{where}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as stop:
-        print("terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted", file=sys.stderr)
+        print(stopped_by(stop), file=sys.stderr)
         return EXIT_FAILED
 
 

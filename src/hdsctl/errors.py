@@ -22,6 +22,11 @@ class Terminated(KeyboardInterrupt):
     answered is kept, the rest reported not sent."""
 
 
+def stopped_by(stop: KeyboardInterrupt) -> str:
+    """How a run was stopped, as reports say it."""
+    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
+
+
 class BadInput(HdsctlError):
     """Bad input: a flag, a file, a URL, a credential. The message says what and where."""
 

@@ -23,7 +23,7 @@ from hdsctl.dicom.indexing_follow import DataLakeTarget, IndexingFollower
 from hdsctl.dicom.journal import FAILED
 from hdsctl.dicom.upload import Upload
 from hdsctl.dicom.upload_report import COPIED, Outcome, UploadReport
-from hdsctl.errors import Terminated
+from hdsctl.errors import stopped_by
 
 MAX_POLL_SECONDS = 10.0
 FOLLOW_ROLES = ("Storage Queue Data Message Processor (poison queue) and Storage Blob Data Reader "
@@ -61,8 +61,8 @@ class DataLakeUpload(Upload):
             except StorageFailed as err:
                 report.stopped = f"following the indexing stopped: {err}; run the same upload again to follow"
             except KeyboardInterrupt as stop:  # everything is copied; the files are followed by the next run
-                cause = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"
-                report.stopped = f"{cause} while following the indexing; run the same upload again to follow"
+                report.stopped = (f"{stopped_by(stop)} while following the indexing; run the same upload again "
+                                  "to follow")
         return report
 
     def _missing(self, entries) -> set[str]:

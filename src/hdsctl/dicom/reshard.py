@@ -19,8 +19,6 @@ from hdsctl.dicom.shards import Shard, shard_of
 COLUMNS = "key, size, modified, sop_uid, status, reason, detail, study_uid"
 
 
-
-
 def carry_over(journal: Journal, shard: Shard, old: list[Path], service_url: str) -> tuple[int, list[str]]:
     """Rows of the old journals that belong to `shard`, put into `journal` where it has none for
     that file yet. Returns how many were taken, and notes on the old cut (shards missing)."""

@@ -33,7 +33,7 @@ from hdsctl.dicom.multipart import PartUnreadable
 from hdsctl.dicom.upload_report import PENDING, Outcome, UploadReport
 from hdsctl.dicom.verify import missing_from_service, stored_differently
 from hdsctl.dicom.web import ALREADY_STORED, StowResult
-from hdsctl.errors import HdsctlError, Terminated
+from hdsctl.errors import HdsctlError, stopped_by
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,7 @@ class Upload:
                     for future in finished:
                         self._settle(running.pop(future), future, report)
             except KeyboardInterrupt as stop:  # what was answered is journaled; the rest is pending
-                report.stopped = ("terminated (SIGTERM): the pod or machine is going away"
-                                  if isinstance(stop, Terminated) else "interrupted (Ctrl-C)")
+                report.stopped = stopped_by(stop)
                 for future in running:
                     future.cancel()
             finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hdsctl.arguments import add_budget_arguments, bounded_count, budget_of, megabytes, positive_seconds
 from hdsctl.dicom.shards import parse_shard
 from hdsctl.dicom.target import DicomUsageError, client_for, partition_of, service_of
-from hdsctl.errors import EXIT_FAILED, EXIT_OK
+from hdsctl.errors import EXIT_FAILED, EXIT_OK, Terminated
 
 
 def add_upload_arguments(sub) -> None:
@@ -131,8 +131,6 @@ def _stop_on_sigterm():
     """SIGTERM (Kubernetes ending a pod: a drain, a preemption, a deleted Job) stops the run as
     Ctrl-C does, within the grace period, instead of ending it unreported. Returns the undo."""
     import signal
-
-    from hdsctl.errors import Terminated
 
     def terminated(*_):
         raise Terminated
