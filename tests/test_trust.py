@@ -160,6 +160,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _started_orthanc(emulator, url_file: Path) -> tuple[int, Path]:
+    """The Orthanc process of a starting `hdsctl emulator`, and its working folder."""
+    deadline = time.monotonic() + 30
+    while not url_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    engine = next(pid for pid in _children(emulator.pid)
+                  if b"Orthanc" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    return engine, Path(Path(f"/proc/{engine}/cmdline").read_bytes().split(b"\0")[1].decode()).parent
+
+
 def test_engines_and_their_folders_go_when_the_emulator_is_killed(tmp_path):
     """Finding 13: `kill -9` of the emulator left Orthanc running and its folder behind;
     Finding 16: the url-file stayed behind after a stop."""
@@ -171,12 +181,7 @@ def test_engines_and_their_folders_go_when_the_emulator_is_killed(tmp_path):
     command = [sys.executable, "-m", "hdsctl.cli", "emulator", "--port", "0", "--url-file", str(url_file)]
     for how in (signal.SIGTERM, signal.SIGKILL):
         emulator = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not url_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        engine = next(pid for pid in _children(emulator.pid)
-                      if b"Orthanc" in Path(f"/proc/{pid}/cmdline").read_bytes())
-        work = Path(Path(f"/proc/{engine}/cmdline").read_bytes().split(b"\0")[1].decode()).parent
+        engine, work = _started_orthanc(emulator, url_file)
         assert work.is_dir()
         emulator.send_signal(how)
         emulator.wait(timeout=30)
@@ -199,12 +204,7 @@ def test_an_engine_that_dies_stops_the_emulator_with_its_reason(tmp_path):
     command = [sys.executable, "-m", "hdsctl.cli", "emulator", "--port", "0", "--url-file", str(url_file)]
     emulator = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not url_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        engine = next(pid for pid in _children(emulator.pid)
-                      if b"Orthanc" in Path(f"/proc/{pid}/cmdline").read_bytes())
-        work = Path(Path(f"/proc/{engine}/cmdline").read_bytes().split(b"\0")[1].decode()).parent
+        engine, work = _started_orthanc(emulator, url_file)
         os.kill(engine, signal.SIGKILL)
         _, err = emulator.communicate(timeout=30)
     finally:
